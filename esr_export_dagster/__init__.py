@@ -1,0 +1,1 @@
+"""Daily TIS -> ESR export of trainee doctors' applicant records, as Dagster assets over MongoDB."""

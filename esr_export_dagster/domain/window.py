@@ -1,0 +1,80 @@
+"""The eligibility window: which start dates a run for date D exports.
+
+ESR wants applicants between 13 weeks and 2 days before they start (esr-interface.md §3). A record
+qualifies on run date D when ``D + earliest_start_offset_days <= startDate < D + latest_start_offset_weeks``:
+the lower bound is inclusive, the upper one exclusive. Eligibility is always judged against the
+partition's date, never the wall clock, so a backfill of a missed day exports what that day should have.
+"""
+
+from __future__ import annotations
+
+import bisect
+import datetime as dt
+from dataclasses import dataclass
+from typing import Sequence
+
+
+@dataclass(frozen=True)
+class EligibilityWindow:
+    earliest_start_offset_days: int = 2
+    latest_start_offset_weeks: int = 13
+
+    def __post_init__(self) -> None:
+        if self.earliest_start_offset_days < 0:
+            raise ValueError("earliest_start_offset_days must not be negative")
+        if dt.timedelta(weeks=self.latest_start_offset_weeks) <= dt.timedelta(
+            days=self.earliest_start_offset_days
+        ):
+            raise ValueError(
+                "latest_start_offset_weeks must lie after earliest_start_offset_days: the window would be empty"
+            )
+
+    @property
+    def lower(self) -> dt.timedelta:
+        return dt.timedelta(days=self.earliest_start_offset_days)
+
+    @property
+    def upper(self) -> dt.timedelta:
+        return dt.timedelta(weeks=self.latest_start_offset_weeks)
+
+    def start_date_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+        """Half-open ``[from, to)`` range of start dates eligible on any run date of the given span."""
+        return (
+            _midnight(first_run_date + self.lower),
+            _midnight(last_run_date + self.upper),
+        )
+
+    def is_eligible(self, start: dt.date | dt.datetime, run_date: dt.date) -> bool:
+        start_day = _as_date(start)
+        return run_date + self.lower <= start_day < run_date + self.upper
+
+    def first_run_date(self, start: dt.date | dt.datetime, run_dates: Sequence[dt.date]) -> dt.date | None:
+        """The earliest of ``run_dates`` (sorted ascending) on which a record starting on ``start`` is eligible.
+
+        Running a span of days in one go must give exactly what running them one by one in order gives:
+        a record goes out on the first of those days whose window holds it.
+        """
+        start_day = _as_date(start)
+        earliest = start_day - self.upper + dt.timedelta(days=1)
+        index = bisect.bisect_left(run_dates, earliest)
+        if index < len(run_dates) and run_dates[index] <= start_day - self.lower:
+            return run_dates[index]
+        return None
+
+    def last_run_date_holding(self, start: dt.date | dt.datetime) -> dt.date:
+        """The last run date whose window still holds a record starting on ``start``."""
+        return _as_date(start) - self.lower
+
+    def describe(self) -> str:
+        return (
+            f"D + {self.earliest_start_offset_days} days <= startDate < "
+            f"D + {self.latest_start_offset_weeks} weeks"
+        )
+
+
+def _as_date(value: dt.date | dt.datetime) -> dt.date:
+    return value.date() if isinstance(value, dt.datetime) else value
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min)

@@ -1,0 +1,1 @@
+"""Local set-up: the embedded MongoDB stand-in, demo records, and the `make run` / `make dev` entry points."""

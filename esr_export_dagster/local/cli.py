@@ -1,0 +1,118 @@
+"""`make run` and `make dev`: the export on one machine, with no set-up by hand.
+
+With ESR_MONGODB_URI unset, both start the embedded MongoDB stand-in (data under .local/), seed demo
+records into an empty database, and stop the server again when they finish.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+from dagster import DagsterInstance
+
+from ..domain.deaneries import DEANERIES
+from ..partitions import DEANERY_TAG, export_partition_key
+from ..storage.mongo import connect, describe_hosts, require_reachable
+from .demo_data import seed_demo_data
+from .mongo_server import LocalMongoServer
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DIR = PROJECT_ROOT / ".local"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="esr-export-local", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="export today's partition of every deanery, then stop")
+    run.add_argument("--date", type=dt.date.fromisoformat, help="run date (default: today, UTC)")
+    commands.add_parser("dev", help="start the stand-in and `dagster dev` with the schedule running")
+    arguments = parser.parse_args(argv)
+    if arguments.command == "run":
+        return run_export(arguments.date or dt.datetime.now(dt.timezone.utc).date())
+    return run_dev()
+
+
+@contextlib.contextmanager
+def local_environment() -> Iterator[None]:
+    """Defaults for every setting not given, and the stand-in when no MongoDB is configured."""
+    os.environ.setdefault("ESR_MONGODB_DATABASE", "esr_export")
+    os.environ.setdefault("ESR_EXPORT_DIR", str(LOCAL_DIR / "export"))
+    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(LOCAL_DIR / "dagster_home")))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    if os.environ.get("ESR_MONGODB_URI"):
+        yield
+        return
+    with LocalMongoServer(LOCAL_DIR / "mongodb") as server:
+        os.environ["ESR_MONGODB_URI"] = server.uri
+        print(f"Started the embedded MongoDB stand-in on 127.0.0.1:{server.port} (data in {server.data_dir})")
+        try:
+            yield
+        finally:
+            del os.environ["ESR_MONGODB_URI"]
+            print("Stopped the embedded MongoDB stand-in")
+
+
+def _seed_if_empty(run_date: dt.date) -> None:
+    uri = os.environ["ESR_MONGODB_URI"]
+    with connect(uri, 5000) as client:
+        database = client[os.environ["ESR_MONGODB_DATABASE"]]
+        require_reachable(database, uri)
+        inserted = seed_demo_data(database, run_date)
+    if inserted:
+        print(f"Seeded {inserted} demo GeneratedAppRecords into {describe_hosts(uri)}")
+
+
+def run_export(run_date: dt.date) -> int:
+    from ..definitions import defs
+
+    with local_environment():
+        _seed_if_empty(run_date)
+        job = defs.resolve_job_def("daily_app_export_job")
+        instance = DagsterInstance.get()
+        failures = 0
+        print(f"\nESR APP export for {run_date.isoformat()} (files in {os.environ['ESR_EXPORT_DIR']})")
+        for deanery in DEANERIES:
+            result = job.execute_in_process(
+                partition_key=export_partition_key(run_date, deanery),
+                instance=instance,
+                tags={DEANERY_TAG: deanery},
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
+            )
+            if not result.success:
+                failures += 1
+                print(f"  {deanery}: FAILED (run {result.run_id}; open it in `make dev` for the error)")
+                continue
+            summary = next(iter(result.output_for_node("app_export_file.write_app_export_files").values()))
+            files = summary["files_for_partition"]
+            paths = ", ".join(str(Path(os.environ["ESR_EXPORT_DIR"]) / f["name"]) for f in files) or "no file"
+            print(
+                f"  {deanery}: {summary['exported_by_this_run']:>3} exported, "
+                f"{summary['invalid_marked_this_run']} invalid -> {paths}"
+            )
+        return 1 if failures else 0
+
+
+def run_dev() -> int:
+    with local_environment():
+        _seed_if_empty(dt.datetime.now(dt.timezone.utc).date())
+        command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
+        executable = Path(sys.executable).with_name("dagster")
+        command[0] = str(executable) if executable.exists() else "dagster"
+        try:
+            return subprocess.call(command, cwd=PROJECT_ROOT)
+        except KeyboardInterrupt:
+            return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

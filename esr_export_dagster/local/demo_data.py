@@ -1,0 +1,141 @@
+"""Realistic, entirely fictitious GeneratedAppRecords for the demo run and the tests.
+
+The personal values are invented but shaped like real ones (QQ-prefixed NI numbers, which HMRC never
+issues; 7-digit GMC numbers; example.org e-mail addresses), so that leak tests can look for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+from typing import Any
+
+from bson import ObjectId
+from pymongo.database import Database
+
+from ..domain.deaneries import DEANERIES
+from ..domain.records import DELETED_BEFORE_EXPORT, EXPORTED, TO_EXPORT
+from ..storage.collections import APP_RECORDS, COUNTER
+
+_FIRST_NAMES = ("Amara", "Oluwaseun", "Priya", "Tomasz", "Siobhan", "Mehmet", "Eilidh", "Kwame", "Hannah", "Rhys")
+_LAST_NAMES = ("Okonkwo", "Nakamura", "Fitzgerald", "Kowalczyk", "Abernethy", "Chaudhry", "Lindqvist", "Mensah")
+_TOWNS = ("Cambridge", "Leicester", "Maidstone", "Liverpool", "Manchester", "Newcastle", "Oxford", "Exeter")
+# Carried over from the legacy exporter: MER's next APP file is number 2766.
+LEGACY_COUNTERS = {"APP_MER": 2765}
+
+
+def applicant_record(
+    placement_id: int,
+    deanery: str,
+    start_date: dt.date,
+    *,
+    post_number: str | None = None,
+    status: str = TO_EXPORT,
+    created: dt.datetime | None = None,
+    rng: random.Random | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One GeneratedAppRecord as upstream writes it; ``overrides`` replace top-level fields."""
+    rng = rng or random.Random(placement_id)
+    start = dt.datetime.combine(start_date, dt.time.min)
+    created = created or start - dt.timedelta(weeks=12)
+    first, last = rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES)
+    record: dict[str, Any] = {
+        "_id": ObjectId(),
+        "placementId": placement_id,
+        "deanery": deanery,
+        "status": status,
+        "startDate": start,
+        "deaneryPostNumber": post_number or f"{deanery}/RGT00/{placement_id % 97:03d}/FY1/{placement_id % 13:03d}",
+        "positionId": 7_600_000 + placement_id,
+        "positionNumber": 300_000 + placement_id,
+        "createdDate": created,
+        "lastModifiedDate": created,
+        "applicant": {
+            "effectiveDate": start_date.isoformat(),
+            "lastName": last,
+            "firstName": first,
+            "middleNames": rng.choice(("", "Grace", "Adebayo")),
+            "title": rng.choice(("DR", "MR", "MS", "MX")),
+            "dob": dt.datetime(rng.randint(1985, 1999), rng.randint(1, 12), rng.randint(1, 28)),
+            "gender": rng.choice(("M", "F", "X")),
+            "applicantEmailAddress": f"{first}.{last}.{placement_id}@example.org".lower(),
+            "address": {
+                "address1": f"{rng.randint(1, 180)} Hospital Road",
+                "town": rng.choice(_TOWNS),
+                "county": "",
+                "postcode": f"ZZ{rng.randint(1, 99)} {rng.randint(1, 9)}XY",
+                "country": "GB",
+            },
+            "homeTel": f"01632 {rng.randint(100000, 999999)}",
+            "mobileTel": f"07700 {rng.randint(100000, 999999)}",
+            "ethnicOriginCode": rng.choice(("A", "C", "H", "M", "Z")),
+            "professionalBodies": [
+                {
+                    "body": "General Medical Council",
+                    "regNumber": f"{7_000_000 + placement_id % 999_999:07d}",
+                    "expiryDate": None,
+                }
+            ],
+            "sexualOrientation": "Not stated",
+            "religiousBelief": "Not stated",
+            "nationality": "GB",
+            "nationalTrainingNumber": f"{deanery}/{placement_id:06d}/F1",
+            "ukNino": f"QQ{placement_id % 1_000_000:06d}C",
+            "disability": "No",
+            "projectedHireDate": start_date.isoformat(),
+            "projectedEndDate": (start_date + dt.timedelta(weeks=17)).isoformat(),
+            "maritalStatus": "Single",
+            "previousLastName": "",
+            "countryOfBirth": "GB",
+            "contactLastName": rng.choice(_LAST_NAMES),
+            "contactFirstName": rng.choice(_FIRST_NAMES),
+            "contactTitle": "MRS",
+            "contactGender": "F",
+            "contactHomePhone": f"01632 {rng.randint(100000, 999999)}",
+        },
+    }
+    record.update(overrides)
+    return record
+
+
+def demo_records(run_date: dt.date, per_deanery: int = 24, seed: int = 2021) -> list[dict[str, Any]]:
+    """A day's worth of records in every deanery, with the awkward cases the export must handle."""
+    rng = random.Random(seed)
+    records: list[dict[str, Any]] = []
+    placement_ids = iter(range(100_001, 10_000_000))
+
+    def add(deanery: str, start: dt.date, **kwargs: Any) -> dict[str, Any]:
+        placement_id = next(placement_ids)
+        record = applicant_record(placement_id, deanery, start, rng=random.Random(rng.random()), **kwargs)
+        records.append(record)
+        return record
+
+    for deanery in DEANERIES:
+        for _ in range(per_deanery):
+            add(deanery, run_date + dt.timedelta(days=rng.randint(2, 90)))
+        # Missing a mandatory field: becomes INVALID_DATA, the rest of the file still goes out.
+        broken = add(deanery, run_date + dt.timedelta(days=10))
+        del broken["applicant"]["dob"]
+        # Past its start date and never exported: only a human can act now.
+        add(deanery, run_date - dt.timedelta(days=3))
+        # Too early for this window, already exported, deleted upstream: never touched.
+        add(deanery, run_date + dt.timedelta(weeks=14))
+        add(deanery, run_date + dt.timedelta(days=20), status=EXPORTED)
+        add(deanery, run_date + dt.timedelta(days=20), status=DELETED_BEFORE_EXPORT)
+    # A crowded post: 45 starters on one LDN post, more than the 40 ESR accepts in one file.
+    for _ in range(45):
+        add("LDN", run_date + dt.timedelta(days=30), post_number="LDN/RJ122/022/F1/001")
+    return records
+
+
+def seed_demo_data(database: Database, run_date: dt.date) -> int:
+    """Insert the demo records when the collection is empty; returns how many were inserted."""
+    collection = database[APP_RECORDS]
+    if collection.estimated_document_count() > 0:
+        return 0
+    records = demo_records(run_date)
+    collection.insert_many(records)
+    for counter_id, seq in LEGACY_COUNTERS.items():
+        database[COUNTER].update_one({"_id": counter_id}, {"$setOnInsert": {"seq": seq}}, upsert=True)
+    return len(records)

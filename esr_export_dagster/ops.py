@@ -1,0 +1,230 @@
+"""The ops behind ``app_export_file``: open a batch, take sequence numbers, write the files.
+
+Each op is idempotent, so Dagster's RetryPolicy can re-run it after any transient MongoDB failure: the
+WriteConflict (code 112) of the 2021 incident, a TransientTransactionError, a lost connection. Errors that
+a retry cannot fix (an unwritable directory, bad configuration) fail the step at once, with a message that
+names ids and fields, never personal data.
+"""
+
+import contextlib
+from dataclasses import dataclass
+from typing import Iterable, Iterator, Mapping
+
+import pandas as pd
+from dagster import Backoff, Failure, Jitter, MetadataValue, OpExecutionContext, RetryPolicy, op
+
+from .partitions import run_dates_by_deanery
+from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
+from .selection_frame import selections_from_frame
+from .domain.deaneries import UnknownDeaneryError
+from .storage.export_dir import ExportDirectoryError
+from .storage.exporter import Exporter, FileOutcome, OpenOutcome
+from .storage.mongo import is_transient
+
+# Backoff with jitter so that deaneries retrying after the same conflict do not collide again in step.
+EXPORT_RETRY_POLICY = RetryPolicy(
+    max_retries=6,
+    delay=0.5,
+    backoff=Backoff.EXPONENTIAL,
+    jitter=Jitter.PLUS_MINUS,
+)
+
+
+@dataclass(frozen=True)
+class NumberedBatch:
+    deanery: str
+    batch_id: str
+    file_names: tuple[str, ...]
+    sequences: tuple[int, ...]
+
+
+@contextlib.contextmanager
+def retrying_transient_errors(context: OpExecutionContext, step: str) -> Iterator[None]:
+    """Let transient errors reach the RetryPolicy; turn every other error into a final, safe Failure."""
+    try:
+        yield
+    except Failure:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            context.log.warning(
+                f"{step}: transient {error.__class__.__name__}{_code(error)}; "
+                f"attempt {context.retry_number + 1} failed, the retry policy takes over"
+            )
+            raise
+        raise Failure(
+            description=f"{step} failed: {_safe_message(error)}",
+            allow_retries=False,
+        ) from None
+
+
+@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+def open_app_export_batches(
+    context: OpExecutionContext,
+    app_record_selection: pd.DataFrame,
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    export_policy: ExportPolicyResource,
+) -> list[OpenOutcome]:
+    """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
+    with retrying_transient_errors(context, "Opening the export batch"):
+        exporter = build_exporter(mongodb, export_policy, export_directory)
+        exporter.prepare()
+        selections = selections_from_frame(app_record_selection)
+        outcomes = []
+        for deanery, run_dates in run_dates_by_deanery(context).items():
+            outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
+            for finished in outcome.finished_files:
+                context.log.warning(
+                    f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
+                    "interrupted or concurrent run, before planning this run's files"
+                )
+            if outcome.invalid_record_ids:
+                context.log.warning(
+                    f"{deanery}: {len(outcome.invalid_record_ids)} eligible records set to INVALID_DATA "
+                    "(missing or invalid mandatory fields; see generationError)"
+                )
+            context.log.info(
+                f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+
+@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+def allocate_file_sequence(
+    context: OpExecutionContext,
+    opened: list[OpenOutcome],
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    export_policy: ExportPolicyResource,
+) -> list[NumberedBatch]:
+    """Take the deanery's next file sequence numbers from ``counter``, one per planned file.
+
+    A single compare-and-set on the deanery's own counter document: no transaction, no contention with
+    other deaneries, and a retry after a WriteConflict or a lost acknowledgement takes the same numbers.
+    """
+    with retrying_transient_errors(context, "Allocating file sequence numbers"):
+        exporter = build_exporter(mongodb, export_policy, export_directory)
+        numbered = []
+        for outcome in opened:
+            if outcome.batch_id is None:
+                continue
+            batch = exporter.allocate_sequence(outcome.deanery, outcome.batch_id)
+            files = batch.files
+            context.log.info(
+                f"{outcome.deanery}: sequence numbers {files[0].sequence}..{files[-1].sequence} "
+                f"for {len(files)} file(s)"
+            )
+            numbered.append(
+                NumberedBatch(
+                    deanery=outcome.deanery,
+                    batch_id=outcome.batch_id,
+                    file_names=tuple(file.name for file in files),
+                    sequences=tuple(file.sequence for file in files),
+                )
+            )
+        return numbered
+
+
+@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+def write_app_export_files(
+    context: OpExecutionContext,
+    opened: list[OpenOutcome],
+    numbered: list[NumberedBatch],
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    export_policy: ExportPolicyResource,
+) -> dict[str, dict]:
+    """Write each numbered file atomically, mark its records EXPORTED, and close the deanery's batch."""
+    with retrying_transient_errors(context, "Writing the export files"):
+        exporter = build_exporter(mongodb, export_policy, export_directory)
+        written: list[FileOutcome] = []
+        for batch in numbered:
+            outcomes = exporter.write_batch(batch.deanery, batch.batch_id)
+            for outcome in outcomes:
+                context.log.info(
+                    f"{outcome.deanery}: wrote {outcome.name} with {outcome.line_count} records"
+                    + (f", {outcome.omitted_count} dropped (changed upstream)" if outcome.omitted_count else "")
+                )
+            written.extend(outcomes)
+        summaries = summarise_partitions(context, exporter, opened, written, export_policy)
+        context.add_output_metadata(_single_partition_metadata(summaries))
+        return summaries
+
+
+def summarise_partitions(
+    context: OpExecutionContext,
+    exporter: Exporter,
+    opened: list[OpenOutcome],
+    written: list[FileOutcome],
+    export_policy: ExportPolicyResource,
+) -> dict[str, dict]:
+    """Per partition: counts, file names and sequence numbers; ids and counts only, no personal data."""
+    invalid = {outcome.deanery: len(outcome.invalid_record_ids) for outcome in opened}
+    recovered = {file.name for outcome in opened for file in outcome.finished_files}
+    window = export_policy.settings().window.describe()
+    summaries: dict[str, dict] = {}
+    for deanery, run_dates in run_dates_by_deanery(context).items():
+        for run_date in run_dates:
+            this_run = [f for f in written if f.deanery == deanery and f.run_date == run_date]
+            files = exporter.ledger.files_for(deanery, run_date)
+            summaries[f"{run_date.isoformat()}|{deanery}"] = {
+                "deanery": deanery,
+                "run_date": run_date.isoformat(),
+                "window": window,
+                "exported_by_this_run": sum(f.line_count for f in this_run),
+                "files_written_by_this_run": [f.name for f in this_run],
+                "files_for_partition": [
+                    {"name": d["_id"], "sequence": d["seq"], "lines": d.get("lineCount"), "state": d["state"]}
+                    for d in files
+                ],
+                "invalid_marked_this_run": invalid.get(deanery, 0) if run_date == run_dates[0] else 0,
+                "largest_post_count": max((f.largest_post_count for f in this_run), default=0),
+                "recovered_files": sorted(name for name in recovered if any(name == d["_id"] for d in files)),
+                "normalised_fields": _merge_counts(f.normalised_fields for f in this_run),
+            }
+    return summaries
+
+
+def _single_partition_metadata(summaries: dict[str, dict]) -> dict:
+    if len(summaries) != 1:
+        return {"partitions": len(summaries)}
+    (summary,) = summaries.values()
+    files = summary["files_for_partition"]
+    metadata = {
+        "exported_records": summary["exported_by_this_run"],
+        "invalid_records": summary["invalid_marked_this_run"],
+        "file_count": len(files),
+        "files": MetadataValue.json(files),
+        "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
+        "largest_per_post_count": summary["largest_post_count"],
+        "eligibility_window": summary["window"],
+    }
+    if not files:
+        metadata["outcome"] = MetadataValue.text(
+            "No eligible records: no file written and no sequence number taken."
+        )
+    if summary["normalised_fields"]:
+        metadata["normalised_fields"] = MetadataValue.json(summary["normalised_fields"])
+    return metadata
+
+
+def _merge_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
+    merged: dict[str, int] = {}
+    for mapping in counts:
+        for name, count in mapping.items():
+            merged[name] = merged.get(name, 0) + count
+    return merged
+
+
+def _code(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    return f" (code {code})" if code is not None else ""
+
+
+def _safe_message(error: BaseException) -> str:
+    """Our own errors are written to be safe to show; anything else is reduced to its class and code."""
+    if isinstance(error, (ExportDirectoryError, UnknownDeaneryError)):
+        return str(error)
+    return f"{error.__class__.__name__}{_code(error)}"

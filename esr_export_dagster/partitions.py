@@ -1,0 +1,44 @@
+"""Partitions of the export: one per (run date, deanery), so one deanery's failure never blocks another."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+
+from dagster import (
+    DailyPartitionsDefinition,
+    MultiPartitionKey,
+    MultiPartitionsDefinition,
+    OpExecutionContext,
+    StaticPartitionsDefinition,
+)
+
+from .domain.deaneries import DEANERIES, require_deanery
+
+DATE_DIMENSION = "date"
+DEANERY_DIMENSION = "deanery"
+# The first day the new exporter had to cover: the 2021 incident's missed runs must be backfillable.
+FIRST_EXPORT_DATE = "2021-07-01"
+DEANERY_TAG = "esr/deanery"
+
+export_partitions = MultiPartitionsDefinition(
+    {
+        # end_offset=1: today's partition exists from midnight, so the 13:00 run can target it.
+        DATE_DIMENSION: DailyPartitionsDefinition(start_date=FIRST_EXPORT_DATE, end_offset=1, timezone="UTC"),
+        DEANERY_DIMENSION: StaticPartitionsDefinition(list(DEANERIES)),
+    }
+)
+
+
+def export_partition_key(run_date: dt.date, deanery: str) -> MultiPartitionKey:
+    return MultiPartitionKey({DATE_DIMENSION: run_date.isoformat(), DEANERY_DIMENSION: require_deanery(deanery)})
+
+
+def run_dates_by_deanery(context: OpExecutionContext) -> dict[str, list[dt.date]]:
+    """The run's partitions as deanery -> run dates (ascending); a range run may hold many of each."""
+    by_deanery: dict[str, list[dt.date]] = defaultdict(list)
+    for key in context.partition_keys:
+        dimensions = export_partitions.get_partition_key_from_str(str(key)).keys_by_dimension
+        deanery = require_deanery(dimensions[DEANERY_DIMENSION])
+        by_deanery[deanery].append(dt.date.fromisoformat(dimensions[DATE_DIMENSION]))
+    return {deanery: sorted(set(dates)) for deanery, dates in sorted(by_deanery.items())}

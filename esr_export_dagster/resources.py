@@ -1,0 +1,81 @@
+"""Resources: where the records live, where the files go, and the export's business policy."""
+
+from typing import Optional
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
+from .domain.window import EligibilityWindow
+from .storage.export_dir import ExportDirectory
+from .storage.exporter import Exporter, ExportSettings
+from .storage.mongo import connect, require_reachable
+
+
+class MongoDBResource(ConfigurableResource):
+    """The MongoDB holding GeneratedAppRecords, the sequence counters and the export ledger."""
+
+    uri: str = Field(description="MongoDB connection string (ESR_MONGODB_URI). Never logged.")
+    database: str = Field(default="esr_export", description="Database name (ESR_MONGODB_DATABASE).")
+    server_selection_timeout_ms: int = Field(
+        default=5000, description="How long to wait for a reachable server before failing the step."
+    )
+
+    _client: Optional[MongoClient] = PrivateAttr(default=None)
+
+    def get_database(self) -> Database:
+        """The database, after proving the server answers; connects on first use, never at import."""
+        if self._client is None:
+            self._client = connect(self.uri, self.server_selection_timeout_ms)
+        database = self._client[self.database]
+        require_reachable(database, self.uri)
+        return database
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+
+class ExportDirectoryResource(ConfigurableResource):
+    """The directory ESR's transfer picks the DAT files up from (ESR_EXPORT_DIR). Files hold personal data."""
+
+    path: str = Field(description="Directory for the export files; created 0700 if missing.")
+
+    def directory(self) -> ExportDirectory:
+        return ExportDirectory(self.path)
+
+
+class ExportPolicyResource(ConfigurableResource):
+    """ESR's rules for what goes into a day's file: the eligibility window and the per-post limit."""
+
+    earliest_start_offset_days: int = Field(
+        default=2, description="A record is eligible on day D if it starts on or after D + this many days."
+    )
+    latest_start_offset_weeks: int = Field(
+        default=13, description="... and before D + this many weeks."
+    )
+    max_records_per_post: int = Field(
+        default=ESR_MAX_APPLICANTS_PER_POST,
+        description="ESR quarantines a file holding more applicants than this for one post.",
+    )
+
+    def settings(self) -> ExportSettings:
+        return ExportSettings(
+            window=EligibilityWindow(self.earliest_start_offset_days, self.latest_start_offset_weeks),
+            max_records_per_post=self.max_records_per_post,
+        )
+
+
+def build_exporter(
+    mongodb: MongoDBResource,
+    export_policy: ExportPolicyResource,
+    export_directory: ExportDirectoryResource | None = None,
+) -> Exporter:
+    return Exporter(
+        database=mongodb.get_database(),
+        directory=export_directory.directory() if export_directory is not None else None,
+        settings=export_policy.settings(),
+    )

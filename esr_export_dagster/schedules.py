@@ -1,0 +1,27 @@
+"""The 13:00 UTC daily export: one run per deanery, each on its own partition."""
+
+from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
+
+from .domain.deaneries import DEANERIES
+from .jobs import daily_app_export_job
+from .partitions import DEANERY_TAG, export_partition_key
+
+APP_EXPORT_CRON = "0 13 * * *"
+
+
+@schedule(
+    job=daily_app_export_job,
+    cron_schedule=APP_EXPORT_CRON,
+    execution_timezone="UTC",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every day at 13:00 UTC, export each deanery's APP file for that day (one run per deanery).",
+)
+def daily_app_export_schedule(context: ScheduleEvaluationContext):
+    run_date = context.scheduled_execution_time.date()
+    for deanery in DEANERIES:
+        yield RunRequest(
+            # Stable per day and deanery: a re-evaluated tick never launches the same export twice.
+            run_key=f"app-{run_date.isoformat()}-{deanery}",
+            partition_key=export_partition_key(run_date, deanery),
+            tags={DEANERY_TAG: deanery},
+        )

@@ -1,0 +1,76 @@
+"""The record selection as a DataFrame: ids and scheduling fields only, so it is safe to persist.
+
+Dagster's IO manager stores it between the two assets; the export op turns it back into the exporter's
+``Selection`` together with the counter state it was read at.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import pandas as pd
+
+from .storage.exporter import Selection
+from .storage.ledger import CounterState
+from .storage.selection import SelectedRecord
+
+COLUMNS = (
+    "record_id",
+    "placement_id",
+    "deanery",
+    "deanery_post_number",
+    "start_date",
+    "run_date",
+    "invalid_fields",
+    "counter_id",
+    "counter_exists",
+    "counter_version",
+)
+
+
+def selections_to_frame(selections: Iterable[Selection]) -> pd.DataFrame:
+    rows = [
+        {
+            "record_id": record.record_id,
+            "placement_id": record.placement_id,
+            "deanery": selection.deanery,
+            "deanery_post_number": record.post_number,
+            "start_date": record.start_date,
+            "run_date": record.run_date,
+            "invalid_fields": ",".join(record.invalid_fields),
+            "counter_id": selection.read_at.counter_id,
+            "counter_exists": selection.read_at.exists,
+            "counter_version": selection.read_at.version,
+        }
+        for selection in selections
+        for record in selection.records
+    ]
+    return pd.DataFrame(rows, columns=list(COLUMNS)).astype({"counter_version": "object"})
+
+
+def selections_from_frame(frame: pd.DataFrame) -> dict[str, Selection]:
+    """Per deanery; a deanery with no rows is absent and will simply be selected afresh."""
+    selections: dict[str, Selection] = {}
+    for deanery, rows in frame.groupby("deanery", sort=True):
+        first = rows.iloc[0]
+        version = first["counter_version"]
+        read_at = CounterState(
+            counter_id=str(first["counter_id"]),
+            exists=bool(first["counter_exists"]),
+            seq=0,
+            version=None if version is None or pd.isna(version) else int(version),
+            open_batch=None,
+        )
+        records = tuple(
+            SelectedRecord(
+                record_id=row.record_id,
+                placement_id=None if pd.isna(row.placement_id) else int(row.placement_id),
+                post_number=None if pd.isna(row.deanery_post_number) else str(row.deanery_post_number),
+                start_date=row.start_date,
+                run_date=row.run_date,
+                invalid_fields=tuple(name for name in str(row.invalid_fields).split(",") if name),
+            )
+            for row in rows.itertuples(index=False)
+        )
+        selections[str(deanery)] = Selection(str(deanery), read_at, records)
+    return selections

@@ -1,0 +1,1 @@
+"""MongoDB and file-system side of the export: plain pymongo and os, no Dagster."""

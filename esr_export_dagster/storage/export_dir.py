@@ -1,0 +1,111 @@
+"""Writing export files so that a file either appears whole or not at all.
+
+The files hold personal data: the directory is kept 0700 and every file 0600. A file is written under a
+temporary name beside its final one, flushed to disk, then renamed into place; a run killed half-way
+leaves at most a temporary file, which the next run removes.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..domain.app_file import parse_export_file_name
+
+_TEMP_PREFIX = ".partial-"
+_DIRECTORY_MODE = 0o700
+_FILE_MODE = 0o600
+
+
+class ExportDirectoryError(RuntimeError):
+    """The export directory cannot take files; raised before any sequence number is taken."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    name: str
+    path: Path
+    size: int
+    sha256: str
+
+
+class ExportDirectory:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+
+    def ensure_writable(self) -> None:
+        """Create the directory if need be and prove a file can be written, renamed and removed."""
+        try:
+            self.path.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
+            os.chmod(self.path, _DIRECTORY_MODE)
+            probe = self.path / f"{_TEMP_PREFIX}probe-{uuid.uuid4().hex}"
+            self._write_synced(probe, b"")
+            probe.unlink()
+        except OSError as error:
+            raise ExportDirectoryError(
+                f"ESR_EXPORT_DIR {str(self.path)!r} is not writable: {_describe(error)}. "
+                "No sequence number was taken and no record was changed."
+            ) from None
+
+    def write_atomically(self, name: str, content: bytes) -> WrittenFile:
+        parse_export_file_name(name)  # only allow-listed names ever become paths
+        final = self.path / name
+        temp = self.path / f"{_TEMP_PREFIX}{name}.{os.getpid()}.{uuid.uuid4().hex}"
+        try:
+            self._write_synced(temp, content)
+            os.replace(temp, final)
+            self._sync_directory()
+        except OSError as error:
+            temp.unlink(missing_ok=True)
+            raise ExportDirectoryError(
+                f"Could not write {name} to ESR_EXPORT_DIR {str(self.path)!r}: {_describe(error)}. "
+                "Its records stay TO_EXPORT and the file is finished by the next run."
+            ) from None
+        return WrittenFile(name, final, len(content), hashlib.sha256(content).hexdigest())
+
+    def read(self, name: str) -> bytes:
+        parse_export_file_name(name)
+        return (self.path / name).read_bytes()
+
+    def exists(self, name: str) -> bool:
+        parse_export_file_name(name)
+        return (self.path / name).is_file()
+
+    def remove_stale_partials(self, older_than_seconds: float, now: float) -> int:
+        """Temporary files of killed runs; recent ones may belong to a run still writing."""
+        removed = 0
+        for partial in self.path.glob(f"{_TEMP_PREFIX}*"):
+            try:
+                if now - partial.stat().st_mtime > older_than_seconds:
+                    partial.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+    def _write_synced(self, path: Path, content: bytes) -> None:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, _FILE_MODE)
+        try:
+            view = memoryview(content)
+            while view:
+                written = os.write(descriptor, view)
+                view = view[written:]
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+    def _sync_directory(self) -> None:
+        descriptor = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+def _describe(error: OSError) -> str:
+    name = errno.errorcode.get(error.errno or 0, "")
+    return f"{error.strerror or error.__class__.__name__}{f' ({name})' if name else ''}"
