@@ -78,12 +78,9 @@ class Exporter:
     file_type: str = APP_FILE_TYPE
     records_collection: str = APP_RECORDS
     render: Renderer = render_app_file
-    clock: Callable[[], dt.datetime] = field(
-        default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    )
 
     def __post_init__(self) -> None:
-        self.ledger = ExportLedger(self.database, self.file_type, clock=self.clock)
+        self.ledger = ExportLedger(self.database, self.file_type)
         self.records = self.database[self.records_collection]
 
     def prepare(self) -> None:
@@ -218,7 +215,9 @@ class Exporter:
         if line_ids:
             self.records.update_many(
                 {"_id": {"$in": line_ids}, "status": TO_EXPORT},
-                {"$set": {"status": EXPORTED, "exportedFileName": file.name, "exportedAt": self.clock()}},
+                # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime
+                # on an existing document as a string.
+                {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}},
             )
         self.ledger.record_file_complete(file, line_ids, written.sha256, written.size)
         return FileOutcome(

@@ -199,7 +199,7 @@ class ExportLedger:
             {"$set": {"openBatch": None}, "$inc": {"version": 1}},
         )
         self.database[EXPORT_BATCH].update_one(
-            {"_id": batch_id}, {"$set": {"state": CLOSED, "closedAt": self.clock()}}
+            {"_id": batch_id}, {"$set": {"state": CLOSED}, "$currentDate": {"closedAt": True}}
         )
 
     # -- batches ---------------------------------------------------------------------------------
@@ -256,8 +256,8 @@ class ExportLedger:
                     "lineCount": len(record_ids),
                     "sha256": sha256,
                     "size": size,
-                    "completedAt": self.clock(),
-                }
+                },
+                "$currentDate": {"completedAt": True},
             },
         )
 

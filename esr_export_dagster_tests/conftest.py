@@ -1,0 +1,156 @@
+"""Fixtures: a real MongoDB wire server, a database per test, an export directory, and a harness that
+runs the real Dagster job against them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import pytest
+from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
+from pymongo import MongoClient
+from pymongo.database import Database
+
+from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.local.demo_data import applicant_record
+from esr_export_dagster.local.mongo_server import LocalMongoServer
+from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
+from esr_export_dagster.resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
+from esr_export_dagster.storage.collections import APP_RECORDS
+
+from .wire_proxy import MongoFaultProxy
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+
+
+@pytest.fixture(scope="session")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """ESR_TEST_MONGODB_URI when set (a real MongoDB), else the embedded stand-in on a free port."""
+    configured = os.environ.get("ESR_TEST_MONGODB_URI")
+    if configured:
+        yield configured
+        return
+    with LocalMongoServer(tmp_path_factory.mktemp("mongodb")) as server:
+        yield server.uri
+
+
+@pytest.fixture
+def database(mongo_uri: str) -> Iterator[Database]:
+    name = f"esr_test_{uuid.uuid4().hex[:12]}"
+    client: MongoClient = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    try:
+        yield client[name]
+    finally:
+        client.drop_database(name)
+        client.close()
+
+
+@pytest.fixture
+def fault_proxy(mongo_uri: str) -> Iterator[MongoFaultProxy]:
+    from pymongo.uri_parser import parse_uri
+
+    host, port = parse_uri(mongo_uri)["nodelist"][0]
+    proxy = MongoFaultProxy(host, port).start()
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@dataclass
+class ExportHarness:
+    """Runs the real job, as the schedule or the UI would, against this test's database and directory."""
+
+    uri: str
+    database: Database
+    export_dir: Path
+    instance: DagsterInstance
+    policy: ExportPolicyResource = field(default_factory=ExportPolicyResource)
+    placement_ids: Iterator[int] = field(default_factory=lambda: iter(range(500_000, 10_000_000)))
+
+    def definitions(self, uri: str | None = None, export_dir: Path | None = None) -> Definitions:
+        return build_definitions(
+            {
+                "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
+                "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
+                "export_policy": self.policy,
+            }
+        )
+
+    def run(
+        self, run_date: dt.date, deanery: str, *, uri: str | None = None, export_dir: Path | None = None
+    ) -> ExecuteInProcessResult:
+        job = self.definitions(uri, export_dir).resolve_job_def("daily_app_export_job")
+        return job.execute_in_process(
+            partition_key=export_partition_key(run_date, deanery),
+            instance=self.instance,
+            tags={DEANERY_TAG: deanery},
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+        )
+
+    def run_ok(self, run_date: dt.date, deanery: str, **kwargs: Any) -> dict[str, Any]:
+        result = self.run(run_date, deanery, **kwargs)
+        assert result.success, failure_message(result)
+        return summary_of(result)
+
+    def add(self, deanery: str, start: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+        records = [applicant_record(next(self.placement_ids), deanery, start, **kwargs) for _ in range(count)]
+        self.database[APP_RECORDS].insert_many(records)
+        return records
+
+    def subprocess_env(self, uri: str | None = None) -> dict[str, str]:
+        env = {key: value for key, value in os.environ.items() if not key.startswith("ESR_")}
+        env.update(
+            ESR_MONGODB_URI=uri or self.uri,
+            ESR_MONGODB_DATABASE=self.database.name,
+            ESR_EXPORT_DIR=str(self.export_dir),
+            PYTHONPATH=str(PROJECT_ROOT),
+        )
+        return env
+
+    def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:
+        """The job in a separate process, as a run worker would execute it."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "esr_export_dagster_tests.partition_runner", run_date.isoformat(), deanery],
+            env=self.subprocess_env(uri),
+            cwd=PROJECT_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+def summary_of(result: ExecuteInProcessResult) -> dict[str, Any]:
+    (summary,) = result.output_for_node("app_export_file.write_app_export_files").values()
+    return summary
+
+
+def failure_message(result: ExecuteInProcessResult) -> str:
+    failures = [event for event in result.all_events if event.is_step_failure or event.is_failure]
+    return "; ".join(str(event.event_specific_data.error.message if getattr(event.event_specific_data, "error", None) else event.message) for event in failures)
+
+
+@pytest.fixture
+def harness(mongo_uri: str, database: Database, tmp_path: Path) -> Iterator[ExportHarness]:
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    with instance_for_test(temp_dir=str(dagster_home)) as instance:
+        yield ExportHarness(uri=mongo_uri, database=database, export_dir=tmp_path / "export", instance=instance)
+
+
+def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -> list[dict[str, Any]]:
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=timeout)
+        assert process.returncode == 0, f"run failed ({process.returncode}): {err[-3000:]}"
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results

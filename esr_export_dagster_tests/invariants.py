@@ -1,0 +1,77 @@
+"""The export's invariants, checked against MongoDB and the files on disk.
+
+Shared by every test that exports: whatever happened on the way (retries, conflicts, kills, concurrent
+runs), these must hold afterwards.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from pathlib import Path
+
+from pymongo.database import Database
+
+from esr_export_dagster.domain.app_file import parse_export_file_name
+from esr_export_dagster.domain.records import EXPORTED
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
+
+PLACEMENT_COLUMN = 1  # after the record type
+
+
+def file_placements(path: Path) -> list[int]:
+    rows = csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
+    return [int(row[PLACEMENT_COLUMN]) for row in rows]
+
+
+def files_on_disk(export_dir: Path, deanery: str | None = None, file_type: str = "APP") -> dict[str, Path]:
+    found = {}
+    for path in sorted(export_dir.glob("DE_*.DAT")):
+        name = parse_export_file_name(path.name)
+        if name.file_type == file_type and (deanery is None or name.deanery == deanery):
+            found[path.name] = path
+    return found
+
+
+def assert_export_invariants(database: Database, export_dir: Path, file_type: str = "APP", first_sequence: dict[str, int] | None = None) -> None:
+    """Exactly once and gap-free, per deanery, across everything exported so far."""
+    first_sequence = first_sequence or {}
+    files = files_on_disk(export_dir, file_type=file_type)
+    placements_by_file = {name: file_placements(path) for name, path in files.items()}
+
+    # Exactly once: no placement in two files, and no placement twice in one file.
+    seen: dict[int, str] = {}
+    for name, placements in placements_by_file.items():
+        for placement in placements:
+            assert placement not in seen, f"placement {placement} is in {seen[placement]} and {name}"
+            seen[placement] = name
+
+    # Every EXPORTED record names the one file whose line holds it, and every line is such a record.
+    exported = {
+        doc["placementId"]: doc["exportedFileName"]
+        for doc in database[APP_RECORDS].find({"status": EXPORTED, "exportedFileName": {"$exists": True}}, {"placementId": 1, "exportedFileName": 1})
+    }
+    for placement, name in exported.items():
+        assert name in placements_by_file, f"placement {placement} is marked with {name}, which does not exist"
+        assert placement in placements_by_file[name], f"placement {placement} is marked with {name} but not in it"
+    for name, placements in placements_by_file.items():
+        for placement in placements:
+            assert exported.get(placement) == name, f"{name} holds placement {placement}, marked {exported.get(placement)}"
+
+    # Gap-free: per deanery, file numbers run without gap or duplicate up to the counter; the ledger agrees.
+    sequences: dict[str, list[int]] = defaultdict(list)
+    for name in files:
+        parsed = parse_export_file_name(name)
+        sequences[parsed.deanery].append(parsed.sequence)
+    for deanery, numbers in sequences.items():
+        numbers.sort()
+        start = first_sequence.get(deanery, numbers[0])
+        assert numbers == list(range(start, start + len(numbers))), f"{deanery} sequence numbers {numbers}"
+        counter = database[COUNTER].find_one({"_id": f"{file_type}_{deanery}"})
+        assert counter is not None and counter["seq"] == numbers[-1], f"{deanery} counter {counter} vs {numbers}"
+        assert counter.get("openBatch") is None, f"{deanery} still has an open batch"
+        ledger = sorted(
+            doc["seq"] for doc in database[EXPORT_FILE].find({"fileType": file_type, "deanery": deanery, "state": "COMPLETE"})
+        )
+        assert ledger == numbers, f"{deanery} ledger {ledger} vs files {numbers}"

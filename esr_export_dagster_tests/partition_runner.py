@@ -1,0 +1,38 @@
+"""Runs one partition of the export job in its own process (as a run worker does), for fault tests.
+
+Usage: python -m esr_export_dagster_tests.partition_runner YYYY-MM-DD DEANERY
+Configuration comes from ESR_MONGODB_URI, ESR_MONGODB_DATABASE and ESR_EXPORT_DIR, like production.
+Prints the partition's summary as JSON on its last line.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+
+from dagster import DagsterInstance
+
+from esr_export_dagster.definitions import defs
+from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
+
+
+def main(run_date: str, deanery: str) -> int:
+    job = defs.resolve_job_def("daily_app_export_job")
+    with DagsterInstance.ephemeral() as instance:
+        result = job.execute_in_process(
+            partition_key=export_partition_key(dt.date.fromisoformat(run_date), deanery),
+            instance=instance,
+            tags={DEANERY_TAG: deanery},
+            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+            raise_on_error=False,
+        )
+        if not result.success:
+            return 1
+        (summary,) = result.output_for_node("app_export_file.write_app_export_files").values()
+    print(json.dumps(summary, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))
