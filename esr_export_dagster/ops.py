@@ -22,9 +22,11 @@ from .storage.exporter import Exporter, FileOutcome, OpenOutcome
 from .storage.mongo import is_transient
 
 # Backoff with jitter so that deaneries retrying after the same conflict do not collide again in step.
+# Six attempts, each waiting up to the 5 s server-selection timeout, ride out about 40 s of outage (a
+# replica-set election takes about 12 s); a longer outage fails the run, which run retries pick up.
 EXPORT_RETRY_POLICY = RetryPolicy(
-    max_retries=6,
-    delay=0.5,
+    max_retries=5,
+    delay=0.25,
     backoff=Backoff.EXPONENTIAL,
     jitter=Jitter.PLUS_MINUS,
 )

@@ -75,7 +75,12 @@ def writes_to(collection: str) -> Callable[[Command], bool]:
 
 @dataclass
 class Rule:
-    """``action`` is one of write_conflict, drop_before, drop_after, hold."""
+    """``action`` is one of write_conflict, drop_before, drop_after, hold.
+
+    The rule fires for the matching commands after the first ``skip``, ``times`` times; with
+    ``per_shape`` it counts each distinct operation (command, target document, keys used) separately,
+    so "the first two attempts of every counter operation" is ``times=2, per_shape=True``.
+    """
 
     matches: Callable[[Command], bool]
     action: str
@@ -174,9 +179,11 @@ class MongoFaultProxy:
                     server.sendall(message)
                     return
                 elif rule.action == "hold":
+                    # The client is killed while held: the command is never delivered, as if the process
+                    # had died just before sending it.
                     rule.reached.set()
                     rule.release.wait()
-                    server.sendall(message)
+                    break
         except OSError:
             pass
         finally:

@@ -1,0 +1,46 @@
+"""Commands of the export protocol, recognised on the wire, for fault injection and kill tests."""
+
+from __future__ import annotations
+
+from .wire_proxy import Command, writes_to
+
+_counter_write = writes_to("counter")
+
+
+def _updates(command: Command) -> list[tuple[dict, dict]]:
+    return [(s.get("q", {}), s.get("u", {})) for s in command.statements()] if command.name == "update" else []
+
+
+def opens_batch(command: Command) -> bool:
+    return _counter_write(command) and (
+        command.name == "insert" or any("openBatch" in q and q["openBatch"] is None for q, _ in _updates(command))
+    )
+
+
+def numbers_batch(command: Command) -> bool:
+    return _counter_write(command) and any("openBatch.state" in q for q, _ in _updates(command))
+
+
+def closes_batch(command: Command) -> bool:
+    return _counter_write(command) and any(
+        "openBatch" in u.get("$set", {}) and u["$set"]["openBatch"] is None for _, u in _updates(command)
+    )
+
+
+def starts_file(command: Command) -> bool:
+    return writes_to("exportFile")(command) and any("$setOnInsert" in u for _, u in _updates(command))
+
+
+def marks_exported(command: Command) -> bool:
+    return writes_to("generatedAppRecord")(command) and any(
+        u.get("$set", {}).get("status") == "EXPORTED" for _, u in _updates(command)
+    )
+
+
+def completes_file(command: Command) -> bool:
+    return writes_to("exportFile")(command) and any(
+        u.get("$set", {}).get("state") == "COMPLETE" for _, u in _updates(command)
+    )
+
+
+counter_write = _counter_write
