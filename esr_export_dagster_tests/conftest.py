@@ -135,8 +135,14 @@ def summary_of(result: ExecuteInProcessResult) -> dict[str, Any]:
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
-    failures = [event for event in result.all_events if event.is_step_failure or event.is_failure]
-    return "; ".join(str(event.event_specific_data.error.message if getattr(event.event_specific_data, "error", None) else event.message) for event in failures)
+    """Every error message of the run's failures, causes included (what the UI shows)."""
+    messages = []
+    for event in result.all_events:
+        error = getattr(event.event_specific_data, "error", None)
+        while error is not None:
+            messages.append(error.message)
+            error = error.cause
+    return "\n".join(messages)
 
 
 @pytest.fixture

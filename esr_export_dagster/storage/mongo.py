@@ -5,6 +5,8 @@ Nothing here connects at import. Error texts name hosts and ports, never credent
 
 from __future__ import annotations
 
+import logging
+
 from pymongo import MongoClient
 from pymongo.database import Database
 from pymongo.errors import (
@@ -66,8 +68,24 @@ def describe_hosts(uri: str) -> str:
     return ", ".join(f"{host}:{port}" for host, port in nodes)
 
 
+class _NoCommandDocuments(logging.Filter):
+    """pymongo logs whole commands and replies (applicant documents included) at DEBUG: drop them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_COMMAND_LOGGER = logging.getLogger("pymongo.command")
+
+
+def _keep_documents_out_of_logs() -> None:
+    if not any(isinstance(existing, _NoCommandDocuments) for existing in _COMMAND_LOGGER.filters):
+        _COMMAND_LOGGER.addFilter(_NoCommandDocuments())
+
+
 def connect(uri: str, server_selection_timeout_ms: int) -> MongoClient:
     """A client that fails within seconds when the server is down, instead of pymongo's 30 s."""
+    _keep_documents_out_of_logs()
     return MongoClient(
         uri,
         serverSelectionTimeoutMS=server_selection_timeout_ms,
