@@ -11,8 +11,10 @@ import contextlib
 import datetime as dt
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -105,13 +107,40 @@ def run_export(run_date: dt.date) -> int:
 def run_dev() -> int:
     with local_environment():
         _seed_if_empty(dt.datetime.now(dt.timezone.utc).date())
-        command = ["dagster", "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")]
-        executable = Path(sys.executable).with_name("dagster")
-        command[0] = str(executable) if executable.exists() else "dagster"
+        beside_python = Path(sys.executable).with_name("dagster")
+        dagster = str(beside_python) if beside_python.exists() else "dagster"
+        # Its own process group, so that shutting it down reaches the webserver, daemon and code server it
+        # starts: dagster dev does not always pass a signal on to them.
+        process = subprocess.Popen(
+            [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")], cwd=PROJECT_ROOT, start_new_session=True
+        )
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
-            return subprocess.call(command, cwd=PROJECT_ROOT)
+            return process.wait()
         except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            return _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> int:
+    for signum, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signum)
+        try:
+            process.wait(timeout=grace)
+            # The leader may go first: give the rest of its group the same signal's chance, then make sure.
+            time.sleep(1)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
             return 0
+        except subprocess.TimeoutExpired:
+            continue
+    return 1
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
