@@ -7,10 +7,15 @@ from typing import Mapping
 
 from dagster import ConfigurableResource, Definitions, EnvVar
 
+from dagster_msteams import MSTeamsResource
+
+from .alerts import AlertChannelsResource, EsrSlackResource
 from .assets import app_export_file, app_record_selection
+from .checks import APP_EXPORT_CHECKS
 from .jobs import daily_app_export_job
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
+from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
 from .schedules import daily_app_export_schedule
+from .sensors import export_run_failure_alert, stale_to_export_sensor
 
 
 def _env_or_default(name: str, default: str) -> EnvVar | str:
@@ -26,6 +31,16 @@ def default_resources() -> dict[str, ConfigurableResource]:
         ),
         "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
         "export_policy": ExportPolicyResource(),
+        "stale_policy": StaleRecordPolicyResource(
+            ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
+        ),
+        "alert_channels": AlertChannelsResource(
+            teams=MSTeamsResource(hook_url=EnvVar("ESR_TEAMS_WEBHOOK_URL"))
+            if "ESR_TEAMS_WEBHOOK_URL" in os.environ
+            else None,
+            slack=EsrSlackResource(token=EnvVar("ESR_SLACK_TOKEN")) if "ESR_SLACK_TOKEN" in os.environ else None,
+            slack_channel=_env_or_default("ESR_SLACK_CHANNEL", "") or None,
+        ),
     }
 
 
@@ -33,8 +48,10 @@ def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definiti
     """The code location's contents with the given resources (tests point them at their own server)."""
     return Definitions(
         assets=[app_record_selection, app_export_file],
+        asset_checks=APP_EXPORT_CHECKS,
         jobs=[daily_app_export_job],
         schedules=[daily_app_export_schedule],
+        sensors=[stale_to_export_sensor, export_run_failure_alert],
         resources=dict(resources),
     )
 

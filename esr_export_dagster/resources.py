@@ -1,5 +1,6 @@
 """Resources: where the records live, where the files go, and the export's business policy."""
 
+import datetime as dt
 from typing import Optional
 
 from dagster import ConfigurableResource, InitResourceContext
@@ -8,6 +9,7 @@ from pymongo import MongoClient
 from pymongo.database import Database
 
 from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
+from .domain.stale_records import StalePolicy
 from .domain.window import EligibilityWindow
 from .storage.export_dir import ExportDirectory
 from .storage.exporter import Exporter, ExportSettings
@@ -79,3 +81,25 @@ def build_exporter(
         directory=export_directory.directory() if export_directory is not None else None,
         settings=export_policy.settings(),
     )
+
+
+class StaleRecordPolicyResource(ConfigurableResource):
+    """When a TO_EXPORT record counts as stuck, and what the stale-record sensor may do about it."""
+
+    scheduled_time_utc: str = Field(default="13:00", description="When the daily APP export runs (HH:MM, UTC).")
+    grace_minutes: int = Field(
+        default=60, description="After the scheduled time plus this, records due today count as overdue."
+    )
+    catch_up_runs: bool = Field(
+        default=True, description="Request runs for partitions that would still export overdue or at-risk records."
+    )
+    ui_url: str = Field(
+        default="http://127.0.0.1:3000", description="The Dagster UI's address, for links in alerts (ESR_DAGSTER_UI_URL)."
+    )
+
+    def policy(self, window: EligibilityWindow) -> StalePolicy:
+        return StalePolicy(
+            window=window,
+            scheduled_time_utc=dt.time.fromisoformat(self.scheduled_time_utc),
+            grace=dt.timedelta(minutes=self.grace_minutes),
+        )

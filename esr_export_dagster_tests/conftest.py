@@ -22,7 +22,13 @@ from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
-from esr_export_dagster.resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
+from esr_export_dagster.alerts import AlertChannelsResource
+from esr_export_dagster.resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    StaleRecordPolicyResource,
+)
 from esr_export_dagster.storage.collections import APP_RECORDS
 
 from .wire_proxy import MongoFaultProxy
@@ -74,16 +80,23 @@ class ExportHarness:
     export_dir: Path
     instance: DagsterInstance
     policy: ExportPolicyResource = field(default_factory=ExportPolicyResource)
+    stale_policy: StaleRecordPolicyResource = field(
+        default_factory=lambda: StaleRecordPolicyResource(ui_url="http://dagster.example:3000")
+    )
+    alert_channels: AlertChannelsResource = field(default_factory=AlertChannelsResource)
     placement_ids: Iterator[int] = field(default_factory=lambda: iter(range(500_000, 10_000_000)))
 
+    def resources(self, uri: str | None = None, export_dir: Path | None = None) -> dict[str, Any]:
+        return {
+            "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
+            "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
+            "export_policy": self.policy,
+            "stale_policy": self.stale_policy,
+            "alert_channels": self.alert_channels,
+        }
+
     def definitions(self, uri: str | None = None, export_dir: Path | None = None) -> Definitions:
-        return build_definitions(
-            {
-                "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
-                "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
-                "export_policy": self.policy,
-            }
-        )
+        return build_definitions(self.resources(uri, export_dir))
 
     def run(
         self, run_date: dt.date, deanery: str, *, uri: str | None = None, export_dir: Path | None = None

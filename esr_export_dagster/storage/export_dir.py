@@ -7,8 +7,10 @@ leaves at most a temporary file, which the next run removes.
 
 from __future__ import annotations
 
+import csv
 import errno
 import hashlib
+import io
 import os
 import uuid
 from dataclasses import dataclass
@@ -70,6 +72,11 @@ class ExportDirectory:
     def read(self, name: str) -> bytes:
         parse_export_file_name(name)
         return (self.path / name).read_bytes()
+
+    def placement_ids(self, name: str) -> list[int]:
+        """The vacancy references (TIS placement ids, field 2) of a file's lines."""
+        rows = csv.reader(io.StringIO(self.read(name).decode("utf-8")))
+        return [int(row[1]) for row in rows if len(row) > 1 and row[1]]
 
     def exists(self, name: str) -> bool:
         parse_export_file_name(name)

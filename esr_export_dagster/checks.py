@@ -1,0 +1,145 @@
+"""Asset checks on ``app_export_file``: each partition's export is verified against MongoDB and the files."""
+
+import datetime as dt
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    MetadataValue,
+    asset_check,
+)
+
+from .assets import app_export_file
+from .domain.app_file import APP_FILE_TYPE
+from .domain.records import EXPORTED, INVALID_DATA
+from .partitions import export_partitions
+from .resources import ExportDirectoryResource, MongoDBResource
+from .storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
+from .storage.ledger import FILE_COMPLETE
+from .storage.stale_query import pending_records
+
+CHECK_STATE = "exportCheckState"
+_SAMPLE = 10
+
+
+def _partition(context: AssetCheckExecutionContext) -> tuple[dt.date, str]:
+    dimensions = export_partitions.get_partition_key_from_str(context.partition_key).keys_by_dimension
+    return dt.date.fromisoformat(dimensions["date"]), dimensions["deanery"]
+
+
+@asset_check(
+    asset=app_export_file,
+    partitions_def=export_partitions,
+    description="No record of the deanery is still TO_EXPORT with its start date already reached.",
+)
+def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+    _, deanery = _partition(context)
+    today = dt.datetime.now(dt.timezone.utc).date()
+    stuck = sorted(
+        pending_records(mongodb.get_database(), starting_before=today + dt.timedelta(days=1), deanery=deanery),
+        key=lambda r: (r.start_date, r.placement_id or 0),
+    )
+    return AssetCheckResult(
+        passed=not stuck,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "records_past_start": len(stuck),
+            "earliest_start": stuck[0].start_date.isoformat() if stuck else "none",
+            "sample_placement_ids": MetadataValue.json([r.placement_id for r in stuck[:_SAMPLE]]),
+        },
+    )
+
+
+@asset_check(
+    asset=app_export_file,
+    partitions_def=export_partitions,
+    description="The deanery's APP file numbers run without gap or repeat up to the counter.",
+)
+def sequence_numbers_are_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+    _, deanery = _partition(context)
+    database = mongodb.get_database()
+    files = list(database[EXPORT_FILE].find({"fileType": APP_FILE_TYPE, "deanery": deanery}, {"seq": 1, "state": 1}))
+    numbers = sorted(f["seq"] for f in files)
+    counter = database[COUNTER].find_one({"_id": f"{APP_FILE_TYPE}_{deanery}"}) or {}
+    open_batch = counter.get("openBatch") or {}
+    expected = list(range(numbers[0], numbers[0] + len(numbers))) if numbers else []
+    gaps = sorted(set(expected) - set(numbers))
+    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
+    # Numbers taken by a batch still being written are not gaps yet; the next run finishes that batch.
+    incomplete = sorted(f["seq"] for f in files if f["state"] != FILE_COMPLETE)
+    counter_matches = not numbers or counter.get("seq") == numbers[-1] or open_batch.get("state") == "NUMBERED"
+    return AssetCheckResult(
+        passed=not gaps and not duplicates and counter_matches,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "files": len(numbers),
+            "first_sequence": numbers[0] if numbers else 0,
+            "last_sequence": numbers[-1] if numbers else 0,
+            "counter_sequence": counter.get("seq", 0),
+            "gaps": MetadataValue.json(gaps),
+            "duplicates": MetadataValue.json(duplicates),
+            "in_progress": MetadataValue.json(incomplete),
+        },
+    )
+
+
+@asset_check(
+    asset=app_export_file,
+    partitions_def=export_partitions,
+    description="Each file of the partition holds exactly the records marked EXPORTED with its name.",
+)
+def file_lines_match_exported_records(
+    context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_directory: ExportDirectoryResource
+) -> AssetCheckResult:
+    run_date, deanery = _partition(context)
+    database = mongodb.get_database()
+    directory = export_directory.directory()
+    files = database[EXPORT_FILE].find(
+        {"fileType": APP_FILE_TYPE, "deanery": deanery, "runDate": dt.datetime.combine(run_date, dt.time.min)},
+        {"_id": 1},
+    )
+    mismatched: list[str] = []
+    checked = 0
+    for file in files:
+        name = file["_id"]
+        checked += 1
+        on_disk = sorted(directory.placement_ids(name)) if directory.exists(name) else None
+        marked = sorted(
+            d["placementId"]
+            for d in database[APP_RECORDS].find({"exportedFileName": name, "status": EXPORTED}, {"placementId": 1})
+        )
+        if on_disk != marked:
+            mismatched.append(name)
+    return AssetCheckResult(
+        passed=not mismatched,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"files_checked": checked, "mismatched_files": MetadataValue.json(mismatched)},
+    )
+
+
+@asset_check(
+    asset=app_export_file,
+    partitions_def=export_partitions,
+    description="The deanery's INVALID_DATA records did not grow since the previous export.",
+)
+def invalid_records_not_growing(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+    _, deanery = _partition(context)
+    database = mongodb.get_database()
+    count = database[APP_RECORDS].count_documents({"deanery": deanery, "status": INVALID_DATA})
+    state_id = f"{APP_FILE_TYPE}_{deanery}_invalid"
+    previous = (database[CHECK_STATE].find_one({"_id": state_id}) or {}).get("count")
+    database[CHECK_STATE].update_one({"_id": state_id}, {"$set": {"count": count}}, upsert=True)
+    return AssetCheckResult(
+        passed=previous is None or count <= previous,
+        severity=AssetCheckSeverity.WARN,
+        metadata={"invalid_records": count, "previous": previous if previous is not None else "none"},
+    )
+
+
+APP_EXPORT_CHECKS = [
+    no_records_past_their_start_date,
+    sequence_numbers_are_contiguous,
+    file_lines_match_exported_records,
+    invalid_records_not_growing,
+]

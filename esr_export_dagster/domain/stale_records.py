@@ -1,0 +1,197 @@
+"""Records still TO_EXPORT that should already have gone, and what to tell people about them.
+
+Each applicant record has a hard deadline: once its start date is less than the window's lower bound
+(2 days) away, no scheduled run will ever export it again and the trust has to hire the doctor by hand.
+This module decides, from ids and dates only, which records are in trouble, which partitions would still
+export them, and what the support team should be told. It has no Dagster and no I/O, so every rule is
+unit-tested with a clock the test controls.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
+
+from .window import EligibilityWindow
+
+PAST_START = "past_start"
+AT_RISK = "at_risk"
+OVERDUE = "overdue"
+CATEGORIES = (PAST_START, AT_RISK, OVERDUE)
+SAMPLE_SIZE = 10
+REANNOUNCE_AFTER = dt.timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class PendingRecord:
+    deanery: str
+    placement_id: int | None
+    start_date: dt.date
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One deanery's records of one category, described without personal data."""
+
+    deanery: str
+    category: str
+    count: int
+    earliest_start: dt.date
+    sample_placement_ids: tuple[int, ...]
+    # Partitions whose run would export these records now (none for records past their start).
+    catch_up_dates: tuple[dt.date, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.deanery}|{self.category}"
+
+
+@dataclass(frozen=True)
+class StalePolicy:
+    window: EligibilityWindow = field(default_factory=EligibilityWindow)
+    scheduled_time_utc: dt.time = dt.time(13, 0)
+    grace: dt.timedelta = dt.timedelta(hours=1)
+
+    def overdue_after(self, today: dt.date) -> dt.datetime:
+        return dt.datetime.combine(today, self.scheduled_time_utc, tzinfo=dt.timezone.utc) + self.grace
+
+
+def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePolicy) -> list[Finding]:
+    """Group TO_EXPORT records into past start, at risk and overdue, per deanery.
+
+    - past start: the start date has come; only a human can act now.
+    - at risk: it starts before today's window opens (under 2 days away), so no scheduled run will
+      take it again; the partition of its last eligible day still would.
+    - overdue: today's run should have taken it (the scheduled time plus grace has passed).
+    """
+    today = now.astimezone(dt.timezone.utc).date()
+    overdue_now = now >= policy.overdue_after(today)
+    grouped: dict[tuple[str, str], list[PendingRecord]] = defaultdict(list)
+    for record in records:
+        category = _category(record.start_date, today, overdue_now, policy.window)
+        if category is not None:
+            grouped[(record.deanery, category)].append(record)
+    findings = []
+    for (deanery, category), members in sorted(grouped.items()):
+        members.sort(key=lambda r: (r.start_date, r.placement_id or 0))
+        findings.append(
+            Finding(
+                deanery=deanery,
+                category=category,
+                count=len(members),
+                earliest_start=members[0].start_date,
+                sample_placement_ids=tuple(r.placement_id for r in members[:SAMPLE_SIZE] if r.placement_id is not None),
+                catch_up_dates=_catch_up_dates(category, members, today, policy.window),
+            )
+        )
+    return findings
+
+
+def _category(start: dt.date, today: dt.date, overdue_now: bool, window: EligibilityWindow) -> str | None:
+    if start <= today:
+        return PAST_START
+    if start < today + window.lower:
+        return AT_RISK
+    if overdue_now and window.is_eligible(start, today):
+        return OVERDUE
+    return None
+
+
+def _catch_up_dates(
+    category: str, members: list[PendingRecord], today: dt.date, window: EligibilityWindow
+) -> tuple[dt.date, ...]:
+    if category == OVERDUE:
+        return (today,)
+    if category == AT_RISK:
+        return tuple(sorted({window.last_run_date_holding(r.start_date) for r in members}))
+    return ()
+
+
+# -- announcements ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Announcement:
+    key: str
+    kind: str  # "new", "reminder", "worse" or "cleared"
+    text: str
+
+
+def plan_announcements(
+    findings: Iterable[Finding],
+    announced: Mapping[str, Mapping[str, Any]],
+    now: dt.datetime,
+    ui_url: str,
+    window: EligibilityWindow,
+) -> tuple[list[Announcement], dict[str, dict[str, Any]]]:
+    """What to say this tick, and the new memory of what was said.
+
+    A problem is announced when it appears, again when it gets worse (more records), once a day while it
+    lasts, and once more when it clears; an unchanged problem is not repeated every tick.
+    """
+    current = {finding.key: finding for finding in findings}
+    remembered: dict[str, dict[str, Any]] = {}
+    announcements: list[Announcement] = []
+    for key, finding in current.items():
+        previous = announced.get(key)
+        kind = None
+        if previous is None:
+            kind = "new"
+        elif finding.count > int(previous["count"]):
+            kind = "worse"
+        elif now - dt.datetime.fromisoformat(previous["announced_at"]) >= REANNOUNCE_AFTER:
+            kind = "reminder"
+        if kind is None:
+            remembered[key] = dict(previous)  # type: ignore[arg-type]
+            remembered[key]["count"] = finding.count
+            continue
+        announcements.append(Announcement(key, kind, describe(finding, kind, ui_url, window)))
+        remembered[key] = {"count": finding.count, "announced_at": now.isoformat()}
+    for key in sorted(set(announced) - set(current)):
+        deanery, category = key.split("|", 1)
+        announcements.append(Announcement(key, "cleared", describe_cleared(deanery, category)))
+    return announcements, remembered
+
+
+_HEADLINES = {
+    PAST_START: "{count} applicant record(s) in {deanery} were never sent to ESR and the trainee has already started",
+    AT_RISK: "{count} applicant record(s) in {deanery} start in under {lower} days and no scheduled export will send them",
+    OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's 13:00 export and have not",
+}
+_ACTIONS = {
+    PAST_START: "No export can help now: tell the trust(s) to hire by hand, then set the records' status in TIS.",
+    AT_RISK: "Backfill the partition(s) below now (catch-up runs are requested automatically when enabled).",
+    OVERDUE: "Check today's run of this deanery in Dagster; re-materialize today's partition if it failed.",
+}
+_PREFIX = {"new": "ESR export alert", "worse": "ESR export alert (more records)", "reminder": "ESR export reminder (still unresolved)"}
+
+
+def describe(finding: Finding, kind: str, ui_url: str, window: EligibilityWindow) -> str:
+    """Plain words for the support team: counts, dates, placement ids and the action; no personal data."""
+    lines = [
+        f"{_PREFIX[kind]}: "
+        + _HEADLINES[finding.category].format(
+            count=finding.count, deanery=finding.deanery, lower=window.earliest_start_offset_days
+        )
+        + ".",
+        f"Earliest start date: {finding.earliest_start.isoformat()}.",
+        "Placement ids"
+        + (f" (first {len(finding.sample_placement_ids)} of {finding.count})" if finding.count > len(finding.sample_placement_ids) else "")
+        + ": "
+        + (", ".join(str(p) for p in finding.sample_placement_ids) or "none recorded")
+        + ".",
+        f"What to do: {_ACTIONS[finding.category]}",
+    ]
+    for run_date in finding.catch_up_dates:
+        lines.append(f"Partition {run_date.isoformat()}|{finding.deanery}: {partitions_link(ui_url, run_date, finding.deanery)}")
+    return "\n".join(lines)
+
+
+def describe_cleared(deanery: str, category: str) -> str:
+    return f"ESR export resolved: {deanery} no longer has {category.replace('_', ' ')} applicant records waiting."
+
+
+def partitions_link(ui_url: str, run_date: dt.date, deanery: str) -> str:
+    return f"{ui_url.rstrip('/')}/assets/app_export_file?view=partitions&partition={run_date.isoformat()}|{deanery}"

@@ -1,0 +1,139 @@
+"""Sensors that make a stuck export impossible to miss.
+
+In 2021 records sat TO_EXPORT for days before a user noticed on Teams. ``stale_to_export_sensor`` looks every
+15 minutes, announces what is stuck in plain words, and requests the runs that would still export it;
+``export_run_failure_alert`` announces every failed export run.
+"""
+
+import datetime as dt
+import json
+import os
+from typing import Any
+
+from dagster import (
+    DefaultSensorStatus,
+    RunFailureSensorContext,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    run_failure_sensor,
+    sensor,
+)
+
+from .alerts import AlertChannelsResource
+from .domain.stale_records import AT_RISK, OVERDUE, plan_announcements, classify
+from .jobs import daily_app_export_job
+from .partitions import DEANERY_TAG, export_partition_key
+from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
+from .storage.collections import ensure_indexes
+from .storage.stale_query import pending_records
+
+# Read when the code location loads (no I/O): how often the sensor looks, 15 minutes unless configured.
+STALE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("ESR_STALE_SENSOR_INTERVAL_SECONDS", "900"))
+
+
+@sensor(
+    job=daily_app_export_job,
+    minimum_interval_seconds=STALE_SENSOR_INTERVAL_SECONDS,
+    default_status=DefaultSensorStatus.RUNNING,
+    description=(
+        "Finds applicant records still TO_EXPORT that are overdue, at risk of missing ESR's window, or past "
+        "their start date; alerts the support team once (again daily while unresolved, and when cleared) and "
+        "requests catch-up runs for the partitions that would still export them."
+    ),
+)
+def stale_to_export_sensor(
+    context: SensorEvaluationContext,
+    mongodb: MongoDBResource,
+    export_policy: ExportPolicyResource,
+    stale_policy: StaleRecordPolicyResource,
+    alert_channels: AlertChannelsResource,
+):
+    now = dt.datetime.now(dt.timezone.utc)
+    window = export_policy.settings().window
+    database = mongodb.get_database()
+    ensure_indexes(database)
+    findings = classify(
+        pending_records(database, starting_before=now.date() + window.upper), now, stale_policy.policy(window)
+    )
+    cursor = _load_cursor(context.cursor)
+    announcements, cursor["announced"] = plan_announcements(
+        findings, cursor["announced"], now, stale_policy.ui_url, window
+    )
+
+    channels = alert_channels.channels()
+    queue = cursor["undelivered"] + [{"text": a.text, "channels": channels} for a in announcements]
+    cursor["undelivered"] = []
+    for alert in queue:
+        context.log.warning(alert["text"])
+        failed = alert_channels.deliver(alert["text"], alert["channels"])
+        if failed:
+            context.log.error(f"Alert delivery failed on {', '.join(failed)}; it is tried again next tick")
+            cursor["undelivered"].append({"text": alert["text"], "channels": failed})
+
+    run_requests = []
+    if stale_policy.catch_up_runs:
+        hour = now.strftime("%Y-%m-%dT%H")
+        partitions = sorted(
+            {(run_date, f.deanery) for f in findings if f.category in (OVERDUE, AT_RISK) for run_date in f.catch_up_dates}
+        )
+        run_requests = [
+            RunRequest(
+                # At most one request per partition per hour, even if the cursor were lost.
+                run_key=f"catch-up-{run_date.isoformat()}-{deanery}-{hour}",
+                partition_key=export_partition_key(run_date, deanery),
+                tags={DEANERY_TAG: deanery, "esr/trigger": "stale-record-catch-up"},
+            )
+            for run_date, deanery in partitions
+        ]
+
+    serialised = json.dumps(cursor, sort_keys=True)
+    if run_requests:
+        return SensorResult(run_requests=run_requests, cursor=serialised)
+    summary = (
+        f"{len(findings)} stuck group(s), {len(announcements)} announcement(s), no catch-up run to request"
+        if findings
+        else "No applicant record is stuck"
+    )
+    return SensorResult(skip_reason=SkipReason(summary), cursor=serialised)
+
+
+@run_failure_sensor(
+    monitored_jobs=[daily_app_export_job],
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Announces every failed ESR export run on the alert channels, with a link to the run.",
+)
+def export_run_failure_alert(
+    context: RunFailureSensorContext,
+    alert_channels: AlertChannelsResource,
+    stale_policy: StaleRecordPolicyResource,
+):
+    run = context.dagster_run
+    failed_steps = context.get_step_failure_events()
+    errors = sorted(
+        {
+            f"{event.step_key}: {event.step_failure_data.error.cls_name}"
+            for event in failed_steps
+            if event.step_failure_data.error is not None
+        }
+    )
+    partition = run.tags.get("dagster/partition", "none")
+    text = "\n".join(
+        [
+            f"ESR export run failed: job {run.job_name}, partition {partition}.",
+            f"Failed step(s): {'; '.join(errors) or 'the run failed before any step ran'}.",
+            f"Run: {stale_policy.ui_url.rstrip('/')}/runs/{run.run_id}",
+            "What to do: open the run for the error, fix its cause, then re-materialize the partition; "
+            "nothing was exported twice and no file number was lost.",
+        ]
+    )
+    context.log.warning(text)
+    failed = alert_channels.deliver(text, alert_channels.channels())
+    if failed:
+        raise RuntimeError(f"Could not deliver the run-failure alert on {', '.join(failed)}")
+
+
+def _load_cursor(raw: str | None) -> dict[str, Any]:
+    cursor = json.loads(raw) if raw else {}
+    return {"announced": cursor.get("announced", {}), "undelivered": cursor.get("undelivered", [])}

@@ -1,0 +1,31 @@
+"""The records the stale-record sensor and the asset checks look at: TO_EXPORT, by start date."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Iterator
+
+from pymongo.database import Database
+
+from ..domain.records import TO_EXPORT
+from ..domain.stale_records import PendingRecord
+from .collections import APP_RECORDS
+
+
+def pending_records(
+    database: Database,
+    starting_before: dt.date,
+    deanery: str | None = None,
+    records_collection: str = APP_RECORDS,
+) -> Iterator[PendingRecord]:
+    """``TO_EXPORT`` records starting before a date: ids, deanery and start date only (indexed)."""
+    query: dict = {"status": TO_EXPORT, "startDate": {"$lt": dt.datetime.combine(starting_before, dt.time.min)}}
+    if deanery is not None:
+        query = {"deanery": deanery, **query}
+    for document in database[records_collection].find(query, {"deanery": 1, "placementId": 1, "startDate": 1}):
+        placement = document.get("placementId")
+        yield PendingRecord(
+            deanery=document.get("deanery") or "?",
+            placement_id=placement if isinstance(placement, int) else None,
+            start_date=document["startDate"].date(),
+        )
