@@ -1,0 +1,79 @@
+"""The asset checks on app_export_file, passing on a sound export and failing on each kind of damage."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from esr_export_dagster.storage.collections import APP_RECORDS, EXPORT_FILE
+
+pytestmark = pytest.mark.integration
+
+RUN_DATE = dt.date(2021, 7, 31)
+
+
+def checks_of(result) -> dict[str, bool]:
+    return {evaluation.check_name: evaluation.passed for evaluation in result.get_asset_check_evaluations()}
+
+
+def test_a_sound_export_passes_every_check(harness):
+    harness.add("EOE", RUN_DATE + dt.timedelta(days=30), count=85, post_number="EOE/RGT00/021/FY1/010")
+
+    result = harness.run(RUN_DATE, "EOE")
+
+    assert result.success
+    assert checks_of(result) == {
+        "no_records_past_their_start_date": True,
+        "sequence_numbers_are_contiguous": True,
+        "file_lines_match_exported_records": True,
+        "invalid_records_not_growing": True,
+    }
+
+
+def test_a_record_left_past_its_start_date_fails_the_check(harness):
+    today = dt.datetime.now(dt.timezone.utc).date()
+    harness.add("EOE", today - dt.timedelta(days=1))
+
+    result = harness.run(RUN_DATE, "EOE")
+
+    assert checks_of(result)["no_records_past_their_start_date"] is False
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_records_past_their_start_date"]
+    assert evaluation.metadata["records_past_start"].value == 1
+
+
+def test_a_gap_in_the_file_numbers_fails_the_check(harness):
+    for day in range(3):
+        harness.add("LDN", RUN_DATE + dt.timedelta(days=5 + day))
+        harness.run_ok(RUN_DATE + dt.timedelta(days=day), "LDN")
+    harness.database[EXPORT_FILE].delete_one({"deanery": "LDN", "seq": 2})
+
+    result = harness.run(RUN_DATE, "LDN")
+
+    assert checks_of(result)["sequence_numbers_are_contiguous"] is False
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "sequence_numbers_are_contiguous"]
+    assert evaluation.metadata["gaps"].value == [2]
+
+
+def test_a_file_that_disagrees_with_the_records_fails_the_check(harness):
+    records = harness.add("MER", RUN_DATE + dt.timedelta(days=5), count=3)
+    harness.run_ok(RUN_DATE, "MER")
+    harness.database[APP_RECORDS].update_one({"_id": records[0]["_id"]}, {"$set": {"exportedFileName": "elsewhere"}})
+
+    result = harness.run(RUN_DATE, "MER")
+
+    assert checks_of(result)["file_lines_match_exported_records"] is False
+
+
+def test_a_growing_number_of_invalid_records_warns(harness):
+    harness.add("WES", RUN_DATE + dt.timedelta(days=5), count=2)
+    harness.run_ok(RUN_DATE, "WES")
+    (broken,) = harness.add("WES", RUN_DATE + dt.timedelta(days=6))
+    harness.database[APP_RECORDS].update_one({"_id": broken["_id"]}, {"$unset": {"applicant.lastName": ""}})
+
+    result = harness.run(RUN_DATE, "WES")
+
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "invalid_records_not_growing"]
+    assert evaluation.passed is False
+    assert evaluation.severity.value == "WARN"
+    assert evaluation.metadata["invalid_records"].value == 1
