@@ -71,10 +71,18 @@ def requested(result: SensorResult) -> list[tuple[str, str]]:
     ]
 
 
-def test_the_incident_is_announced_at_the_first_tick_after_the_failed_run_and_caught_up_the_same_day(harness, incident):
+def test_the_incident_is_announced_at_the_first_tick_after_the_failed_run_and_caught_up_the_same_day(
+    harness, incident, tmp_path
+):
+    blocked = tmp_path / "unmounted-share"
+    blocked.write_text("")
     with RecordingServer() as teams:
         harness.alert_channels = AlertChannelsResource(teams=MSTeamsResource(hook_url=teams.url + "teams"))
         sensor = Sensor(harness)
+
+        # 13:00 on 31 July: every deanery's scheduled run fails (here: the export share is not mounted).
+        for deanery in DEANERIES:
+            assert not harness.run(dt.date(2021, 7, 31), deanery, export_dir=blocked / "export").success
 
         before_grace = sensor.tick(at(31, 13, 45))
         assert teams.received == [] and requested(before_grace) == []

@@ -1,0 +1,94 @@
+"""Pure rules of the stale-record sensor: categories, catch-up partitions, announcements and their text."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from esr_export_dagster.domain.stale_records import (
+    AT_RISK,
+    OVERDUE,
+    PAST_START,
+    PendingRecord,
+    StalePolicy,
+    classify,
+    plan_announcements,
+)
+from esr_export_dagster.domain.window import EligibilityWindow
+
+UTC = dt.timezone.utc
+TODAY = dt.date(2021, 7, 31)
+POLICY = StalePolicy()
+UI = "http://dagster.example:3000"
+
+
+def record(days_from_today: int, deanery: str = "EOE", placement: int = 1) -> PendingRecord:
+    return PendingRecord(deanery, placement, TODAY + dt.timedelta(days=days_from_today))
+
+
+def categories(records, now) -> dict[str, int]:
+    return {f.key: f.count for f in classify(records, now, POLICY)}
+
+
+def test_each_record_falls_into_the_category_its_start_date_and_the_clock_say():
+    records = [record(-1), record(0), record(1), record(2), record(90), record(91)]
+    after_grace = dt.datetime(2021, 7, 31, 14, 0, tzinfo=UTC)
+
+    assert categories(records, after_grace) == {"EOE|past_start": 2, "EOE|at_risk": 1, "EOE|overdue": 2}
+
+
+def test_records_due_today_are_only_overdue_once_the_scheduled_time_and_grace_have_passed():
+    due = [record(10)]
+    assert categories(due, dt.datetime(2021, 7, 31, 13, 59, tzinfo=UTC)) == {}
+    assert categories(due, dt.datetime(2021, 7, 31, 14, 0, tzinfo=UTC)) == {"EOE|overdue": 1}
+
+
+def test_catch_up_targets_today_for_overdue_and_the_last_eligible_day_for_at_risk_records():
+    findings = {f.category: f for f in classify([record(1), record(5)], dt.datetime(2021, 7, 31, 15, tzinfo=UTC), POLICY)}
+
+    assert findings[OVERDUE].catch_up_dates == (TODAY,)
+    assert findings[AT_RISK].catch_up_dates == (TODAY - dt.timedelta(days=1),)
+
+
+def test_records_past_their_start_are_never_given_a_catch_up_partition():
+    (finding,) = classify([record(-3)], dt.datetime(2021, 7, 31, 9, tzinfo=UTC), POLICY)
+    assert finding.category == PAST_START and finding.catch_up_dates == ()
+
+
+def test_a_finding_samples_at_most_ten_placements_earliest_first():
+    records = [record(-1, placement=100 - n) for n in range(25)]
+    (finding,) = classify(records, dt.datetime(2021, 7, 31, 9, tzinfo=UTC), POLICY)
+    assert finding.count == 25
+    assert finding.sample_placement_ids == tuple(range(76, 86))
+
+
+def test_announcements_say_new_worse_reminder_and_cleared_at_the_right_times():
+    window = EligibilityWindow()
+    now = dt.datetime(2021, 8, 5, 9, tzinfo=UTC)
+    findings = classify([record(-1)], now, POLICY)
+
+    first, memory = plan_announcements(findings, {}, now, UI, window)
+    again, memory = plan_announcements(findings, memory, now + dt.timedelta(minutes=15), UI, window)
+    worse, memory = plan_announcements(classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now, UI, window)
+    reminder, memory = plan_announcements(
+        classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now + dt.timedelta(hours=24), UI, window
+    )
+    cleared, memory = plan_announcements([], memory, now + dt.timedelta(hours=25), UI, window)
+
+    assert [a.kind for a in first] == ["new"]
+    assert again == []
+    assert [a.kind for a in worse] == ["worse"]
+    assert [a.kind for a in reminder] == ["reminder"]
+    assert [a.kind for a in cleared] == ["cleared"] and memory == {}
+
+
+def test_an_alert_names_counts_dates_ids_the_action_and_the_partition_link():
+    now = dt.datetime(2021, 8, 2, 9, tzinfo=UTC)
+    (announcement,) = plan_announcements(classify([record(3, "LDN", 4242)], now, POLICY), {}, now, UI, EligibilityWindow())[0]
+
+    assert announcement.text.splitlines() == [
+        "ESR export alert: 1 applicant record(s) in LDN start in under 2 days and no scheduled export will send them.",
+        "Earliest start date: 2021-08-03.",
+        "Placement ids: 4242.",
+        "What to do: Backfill the partition(s) below now (catch-up runs are requested automatically when enabled).",
+        f"Partition 2021-08-01|LDN: {UI}/assets/app_export_file?view=partitions&partition=2021-08-01|LDN",
+    ]
