@@ -1,28 +1,33 @@
 """The daily ESR APP export, as two assets partitioned by (run date, deanery)."""
 
 from collections import Counter
+from typing import Any
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, asset, graph_asset
+from dagster import AssetExecutionContext, AssetIn, BackfillPolicy, MetadataValue, asset, graph_asset
 
 from .ops import allocate_file_sequence, open_app_export_batches, write_app_export_files
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import ExportPolicyResource, MongoDBResource, build_exporter
-from .selection_frame import selections_to_frame
+from .selection_frame import partition_keys_of, selections_to_frame
 
 EXPORT_GROUP = "esr_app_export"
+# A backfill of a month for every deanery is one run, not 403: the ops take the run's partitions deanery by
+# deanery in date order, which exports exactly what running each day on time would have.
+BACKFILL_POLICY = BackfillPolicy.single_run()
 
 
 @asset(
     partitions_def=export_partitions,
     group_name=EXPORT_GROUP,
     kinds={"mongodb", "pandas"},
+    backfill_policy=BACKFILL_POLICY,
 )
 def app_record_selection(
     context: AssetExecutionContext,
     mongodb: MongoDBResource,
     export_policy: ExportPolicyResource,
-) -> pd.DataFrame:
+) -> Any:
     """The applicant records the deanery's APP file for this day must carry.
 
     GeneratedAppRecords still TO_EXPORT whose placement starts between 2 days and 13 weeks after the
@@ -30,6 +35,8 @@ def app_record_selection(
     backfill of a missed day selects what that day should have sent). Only ids and scheduling fields are
     kept: this table is persisted by Dagster and must carry no personal data. Records missing a mandatory
     field are listed with the names of those fields and are set to INVALID_DATA by the export.
+
+    A run over many partitions (a backfill) returns one table per partition.
     """
     exporter = build_exporter(mongodb, export_policy)
     selections = [
@@ -49,7 +56,12 @@ def app_record_selection(
             "preview": MetadataValue.md(_preview(frame)),
         }
     )
-    return frame
+    if len(context.partition_keys) == 1:
+        return frame
+    by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
+    for key, rows in frame.groupby(partition_keys_of(frame)):
+        by_partition[str(key)] = rows.reset_index(drop=True)
+    return by_partition
 
 
 @graph_asset(
@@ -57,6 +69,7 @@ def app_record_selection(
     group_name=EXPORT_GROUP,
     ins={"app_record_selection": AssetIn()},
     kinds={"mongodb", "csv"},
+    backfill_policy=BACKFILL_POLICY,
 )
 def app_export_file(app_record_selection: pd.DataFrame) -> dict:
     """The deanery's APP file(s) for the day, delivered to ESR_EXPORT_DIR, and the records marked EXPORTED.

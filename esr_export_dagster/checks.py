@@ -13,7 +13,7 @@ from dagster import (
 from .assets import app_export_file
 from .domain.app_file import APP_FILE_TYPE
 from .domain.records import EXPORTED, INVALID_DATA
-from .partitions import export_partitions
+from .partitions import export_partitions, run_dates_by_deanery
 from .resources import ExportDirectoryResource, MongoDBResource
 from .storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
 from .storage.ledger import FILE_COMPLETE
@@ -23,9 +23,7 @@ CHECK_STATE = "exportCheckState"
 _SAMPLE = 10
 
 
-def _partition(context: AssetCheckExecutionContext) -> tuple[dt.date, str]:
-    dimensions = export_partitions.get_partition_key_from_str(context.partition_key).keys_by_dimension
-    return dt.date.fromisoformat(dimensions["date"]), dimensions["deanery"]
+# A backfill checks many partitions in one run: each check covers them all and fails if any fails.
 
 
 @asset_check(
@@ -34,10 +32,14 @@ def _partition(context: AssetCheckExecutionContext) -> tuple[dt.date, str]:
     description="No record of the deanery is still TO_EXPORT with its start date already reached.",
 )
 def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-    _, deanery = _partition(context)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    database = mongodb.get_database()
+    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
     stuck = sorted(
-        pending_records(mongodb.get_database(), starting_before=today + dt.timedelta(days=1), deanery=deanery),
+        (
+            record
+            for deanery in run_dates_by_deanery(context)
+            for record in pending_records(database, starting_before=tomorrow, deanery=deanery)
+        ),
         key=lambda r: (r.start_date, r.placement_id or 0),
     )
     return AssetCheckResult(
@@ -57,8 +59,16 @@ def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongod
     description="The deanery's APP file numbers run without gap or repeat up to the counter.",
 )
 def sequence_numbers_are_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-    _, deanery = _partition(context)
     database = mongodb.get_database()
+    per_deanery = {deanery: _sequence_report(database, deanery) for deanery in run_dates_by_deanery(context)}
+    return AssetCheckResult(
+        passed=all(report.pop("passed") for report in per_deanery.values()),
+        severity=AssetCheckSeverity.ERROR,
+        metadata={"by_deanery": MetadataValue.json(per_deanery)},
+    )
+
+
+def _sequence_report(database, deanery: str) -> dict:
     files = list(database[EXPORT_FILE].find({"fileType": APP_FILE_TYPE, "deanery": deanery}, {"seq": 1, "state": 1}))
     numbers = sorted(f["seq"] for f in files)
     counter = database[COUNTER].find_one({"_id": f"{APP_FILE_TYPE}_{deanery}"}) or {}
@@ -69,19 +79,16 @@ def sequence_numbers_are_contiguous(context: AssetCheckExecutionContext, mongodb
     # Numbers taken by a batch still being written are not gaps yet; the next run finishes that batch.
     incomplete = sorted(f["seq"] for f in files if f["state"] != FILE_COMPLETE)
     counter_matches = not numbers or counter.get("seq") == numbers[-1] or open_batch.get("state") == "NUMBERED"
-    return AssetCheckResult(
-        passed=not gaps and not duplicates and counter_matches,
-        severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "files": len(numbers),
-            "first_sequence": numbers[0] if numbers else 0,
-            "last_sequence": numbers[-1] if numbers else 0,
-            "counter_sequence": counter.get("seq", 0),
-            "gaps": MetadataValue.json(gaps),
-            "duplicates": MetadataValue.json(duplicates),
-            "in_progress": MetadataValue.json(incomplete),
-        },
-    )
+    return {
+        "passed": not gaps and not duplicates and counter_matches,
+        "files": len(numbers),
+        "first_sequence": numbers[0] if numbers else 0,
+        "last_sequence": numbers[-1] if numbers else 0,
+        "counter_sequence": counter.get("seq", 0),
+        "gaps": gaps,
+        "duplicates": duplicates,
+        "in_progress": incomplete,
+    }
 
 
 @asset_check(
@@ -92,13 +99,20 @@ def sequence_numbers_are_contiguous(context: AssetCheckExecutionContext, mongodb
 def file_lines_match_exported_records(
     context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_directory: ExportDirectoryResource
 ) -> AssetCheckResult:
-    run_date, deanery = _partition(context)
     database = mongodb.get_database()
     directory = export_directory.directory()
-    files = database[EXPORT_FILE].find(
-        {"fileType": APP_FILE_TYPE, "deanery": deanery, "runDate": dt.datetime.combine(run_date, dt.time.min)},
-        {"_id": 1},
-    )
+    files = [
+        file
+        for deanery, run_dates in run_dates_by_deanery(context).items()
+        for file in database[EXPORT_FILE].find(
+            {
+                "fileType": APP_FILE_TYPE,
+                "deanery": deanery,
+                "runDate": {"$in": [dt.datetime.combine(day, dt.time.min) for day in run_dates]},
+            },
+            {"_id": 1},
+        )
+    ]
     mismatched: list[str] = []
     checked = 0
     for file in files:
@@ -124,16 +138,24 @@ def file_lines_match_exported_records(
     description="The deanery's INVALID_DATA records did not grow since the previous export.",
 )
 def invalid_records_not_growing(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-    _, deanery = _partition(context)
     database = mongodb.get_database()
-    count = database[APP_RECORDS].count_documents({"deanery": deanery, "status": INVALID_DATA})
-    state_id = f"{APP_FILE_TYPE}_{deanery}_invalid"
-    previous = (database[CHECK_STATE].find_one({"_id": state_id}) or {}).get("count")
-    database[CHECK_STATE].update_one({"_id": state_id}, {"$set": {"count": count}}, upsert=True)
+    counts, grew = {}, []
+    for deanery in run_dates_by_deanery(context):
+        count = database[APP_RECORDS].count_documents({"deanery": deanery, "status": INVALID_DATA})
+        state_id = f"{APP_FILE_TYPE}_{deanery}_invalid"
+        previous = (database[CHECK_STATE].find_one({"_id": state_id}) or {}).get("count")
+        database[CHECK_STATE].update_one({"_id": state_id}, {"$set": {"count": count}}, upsert=True)
+        counts[deanery] = {"invalid_records": count, "previous": previous}
+        if previous is not None and count > previous:
+            grew.append(deanery)
     return AssetCheckResult(
-        passed=previous is None or count <= previous,
+        passed=not grew,
         severity=AssetCheckSeverity.WARN,
-        metadata={"invalid_records": count, "previous": previous if previous is not None else "none"},
+        metadata={
+            "invalid_records": sum(c["invalid_records"] for c in counts.values()),
+            "grew_in": MetadataValue.json(grew),
+            "by_deanery": MetadataValue.json(counts),
+        },
     )
 
 

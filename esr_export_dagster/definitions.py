@@ -12,6 +12,7 @@ from dagster_msteams import MSTeamsResource
 from .alerts import AlertChannelsResource, EsrSlackResource
 from .assets import app_export_file, app_record_selection
 from .checks import APP_EXPORT_CHECKS
+from .io_managers import ExportIOManager
 from .jobs import daily_app_export_job
 from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
 from .schedules import daily_app_export_schedule
@@ -31,6 +32,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
         ),
         "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
         "export_policy": ExportPolicyResource(),
+        "io_manager": ExportIOManager(),
         "stale_policy": StaleRecordPolicyResource(
             ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
         ),

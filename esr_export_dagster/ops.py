@@ -7,16 +7,16 @@ names ids and fields, never personal data.
 """
 
 import contextlib
+from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator, Mapping
+from typing import Any, Iterator
 
-import pandas as pd
 from dagster import Backoff, Failure, Jitter, MetadataValue, OpExecutionContext, RetryPolicy, op
 
+from .domain.deaneries import UnknownDeaneryError
 from .partitions import run_dates_by_deanery
 from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
 from .selection_frame import selections_from_frame
-from .domain.deaneries import UnknownDeaneryError
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
 from .storage.mongo import is_transient
@@ -63,7 +63,7 @@ def retrying_transient_errors(context: OpExecutionContext, step: str) -> Iterato
 @op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
 def open_app_export_batches(
     context: OpExecutionContext,
-    app_record_selection: pd.DataFrame,
+    app_record_selection: Any,
     mongodb: MongoDBResource,
     export_directory: ExportDirectoryResource,
     export_policy: ExportPolicyResource,
@@ -81,9 +81,9 @@ def open_app_export_batches(
                     f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
                     "interrupted or concurrent run, before planning this run's files"
                 )
-            if outcome.invalid_record_ids:
+            if outcome.invalid_count:
                 context.log.warning(
-                    f"{deanery}: {len(outcome.invalid_record_ids)} eligible records set to INVALID_DATA "
+                    f"{deanery}: {outcome.invalid_count} eligible records set to INVALID_DATA "
                     "(missing or invalid mandatory fields; see generationError)"
                 )
             context.log.info(
@@ -151,7 +151,7 @@ def write_app_export_files(
                 )
             written.extend(outcomes)
         summaries = summarise_partitions(context, exporter, opened, written, export_policy)
-        context.add_output_metadata(_single_partition_metadata(summaries))
+        context.add_output_metadata(_materialization_metadata(summaries))
         return summaries
 
 
@@ -163,7 +163,7 @@ def summarise_partitions(
     export_policy: ExportPolicyResource,
 ) -> dict[str, dict]:
     """Per partition: counts, file names and sequence numbers; ids and counts only, no personal data."""
-    invalid = {outcome.deanery: len(outcome.invalid_record_ids) for outcome in opened}
+    invalid = {outcome.deanery: outcome.invalid_by_run_date for outcome in opened}
     recovered = {file.name for outcome in opened for file in outcome.finished_files}
     window = export_policy.settings().window.describe()
     summaries: dict[str, dict] = {}
@@ -171,6 +171,7 @@ def summarise_partitions(
         for run_date in run_dates:
             this_run = [f for f in written if f.deanery == deanery and f.run_date == run_date]
             files = exporter.ledger.files_for(deanery, run_date)
+            names = {d["_id"] for d in files}
             summaries[f"{run_date.isoformat()}|{deanery}"] = {
                 "deanery": deanery,
                 "run_date": run_date.isoformat(),
@@ -181,43 +182,36 @@ def summarise_partitions(
                     {"name": d["_id"], "sequence": d["seq"], "lines": d.get("lineCount"), "state": d["state"]}
                     for d in files
                 ],
-                "invalid_marked_this_run": invalid.get(deanery, 0) if run_date == run_dates[0] else 0,
+                "invalid_marked_this_run": invalid.get(deanery, {}).get(run_date, 0),
                 "largest_post_count": max((f.largest_post_count for f in this_run), default=0),
-                "recovered_files": sorted(name for name in recovered if any(name == d["_id"] for d in files)),
-                "normalised_fields": _merge_counts(f.normalised_fields for f in this_run),
+                "recovered_files": sorted(recovered & names),
+                "normalised_fields": dict(sum((Counter(f.normalised_fields) for f in this_run), Counter())),
             }
     return summaries
 
 
-def _single_partition_metadata(summaries: dict[str, dict]) -> dict:
-    if len(summaries) != 1:
-        return {"partitions": len(summaries)}
-    (summary,) = summaries.values()
-    files = summary["files_for_partition"]
+def _materialization_metadata(summaries: dict[str, dict]) -> dict:
+    """What the UI shows on the materialization; a range run's partitions share one, so it sums them."""
+    files = [file for summary in summaries.values() for file in summary["files_for_partition"]]
     metadata = {
-        "exported_records": summary["exported_by_this_run"],
-        "invalid_records": summary["invalid_marked_this_run"],
+        "exported_records": sum(s["exported_by_this_run"] for s in summaries.values()),
+        "invalid_records": sum(s["invalid_marked_this_run"] for s in summaries.values()),
         "file_count": len(files),
         "files": MetadataValue.json(files),
         "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
-        "largest_per_post_count": summary["largest_post_count"],
-        "eligibility_window": summary["window"],
+        "largest_per_post_count": max((s["largest_post_count"] for s in summaries.values()), default=0),
+        "eligibility_window": next(iter(summaries.values()))["window"],
     }
+    if len(summaries) > 1:
+        metadata["partitions"] = len(summaries)
     if not files:
         metadata["outcome"] = MetadataValue.text(
             "No eligible records: no file written and no sequence number taken."
         )
-    if summary["normalised_fields"]:
-        metadata["normalised_fields"] = MetadataValue.json(summary["normalised_fields"])
+    normalised = sum((Counter(s["normalised_fields"]) for s in summaries.values()), Counter())
+    if normalised:
+        metadata["normalised_fields"] = MetadataValue.json(dict(normalised))
     return metadata
-
-
-def _merge_counts(counts: Iterable[Mapping[str, int]]) -> dict[str, int]:
-    merged: dict[str, int] = {}
-    for mapping in counts:
-        for name, count in mapping.items():
-            merged[name] = merged.get(name, 0) + count
-    return merged
 
 
 def _code(error: BaseException) -> str:

@@ -6,7 +6,7 @@ Dagster's IO manager stores it between the two assets; the export op turns it ba
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Mapping
 
 import pandas as pd
 
@@ -48,8 +48,19 @@ def selections_to_frame(selections: Iterable[Selection]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(COLUMNS)).astype({"counter_version": "object"})
 
 
-def selections_from_frame(frame: pd.DataFrame) -> dict[str, Selection]:
-    """Per deanery; a deanery with no rows is absent and will simply be selected afresh."""
+def partition_keys_of(frame: pd.DataFrame) -> pd.Series:
+    """The (run date, deanery) partition of each selected record, as Dagster spells its key."""
+    return frame["run_date"].map(lambda day: day.isoformat()) + "|" + frame["deanery"]
+
+
+def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, Selection]:
+    """Per deanery; a deanery with no rows is absent and will simply be selected afresh.
+
+    A run over many partitions receives one table per partition; they are read as one.
+    """
+    if isinstance(frame, Mapping):
+        parts = [part for part in frame.values() if not part.empty]
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(COLUMNS))
     selections: dict[str, Selection] = {}
     for deanery, rows in frame.groupby("deanery", sort=True):
         first = rows.iloc[0]

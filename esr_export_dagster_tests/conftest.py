@@ -15,10 +15,12 @@ from typing import Any, Iterable, Iterator
 
 import pytest
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
@@ -91,6 +93,7 @@ class ExportHarness:
             "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
             "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
             "export_policy": self.policy,
+            "io_manager": ExportIOManager(),
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
         }
@@ -106,6 +109,19 @@ class ExportHarness:
             partition_key=export_partition_key(run_date, deanery),
             instance=self.instance,
             tags={DEANERY_TAG: deanery},
+            run_config=QUIET_LOGS,
+            raise_on_error=False,
+        )
+
+    def run_range(self, first: dt.date, last: dt.date, first_deanery: str, last_deanery: str) -> ExecuteInProcessResult:
+        """One run over the rectangle of dates × deaneries, as a single-run backfill launches it."""
+        job = self.definitions().resolve_job_def("daily_app_export_job")
+        return job.execute_in_process(
+            instance=self.instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(first, first_deanery)),
+                ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(last, last_deanery)),
+            },
             run_config=QUIET_LOGS,
             raise_on_error=False,
         )

@@ -52,7 +52,7 @@ def test_a_gap_in_the_file_numbers_fails_the_check(harness):
 
     assert checks_of(result)["sequence_numbers_are_contiguous"] is False
     (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "sequence_numbers_are_contiguous"]
-    assert evaluation.metadata["gaps"].value == [2]
+    assert evaluation.metadata["by_deanery"].value["LDN"]["gaps"] == [2]
 
 
 def test_a_file_that_disagrees_with_the_records_fails_the_check(harness):

@@ -21,13 +21,16 @@ LINE_ENDING = "\n"
 ENCODING = "utf-8"
 
 _MAX_SEQUENCE = 99_999_999
-_FILE_NAME = re.compile(r"^DE_(?P<deanery>[A-Z]{2,4})_(?P<type>[A-Z]{3})_(?P<date>\d{8})_(?P<seq>\d{8})\.DAT$")
+_FILE_NAME = re.compile(r"DE_(?P<deanery>[A-Z]{2,4})_(?P<type>[A-Z]{3})_(?P<date>\d{8})_(?P<seq>\d{8})\.DAT")
+_FILE_TYPE = re.compile(r"[A-Z]{3}")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def export_file_name(deanery: str, file_type: str, run_date: dt.date, sequence: int) -> str:
     """``DE_<DEANERY>_<TYPE>_<YYYYMMDD>_<SEQ>.DAT`` with an 8-digit sequence, as ESR's own files use."""
     require_deanery(deanery)
+    if not _FILE_TYPE.fullmatch(file_type):
+        raise ValueError(f"Not an ESR file type: {file_type!r}")
     if not 1 <= sequence <= _MAX_SEQUENCE:
         raise ValueError(f"Sequence number {sequence} does not fit ESR's 8-digit file sequence")
     return f"DE_{deanery}_{file_type}_{run_date:%Y%m%d}_{sequence:08d}.DAT"
@@ -42,8 +45,8 @@ class ExportFileName:
 
 
 def parse_export_file_name(name: str) -> ExportFileName:
-    match = _FILE_NAME.match(name)
-    if match is None:
+    match = _FILE_NAME.fullmatch(name)
+    if match is None or int(match["seq"]) == 0:
         raise ValueError(f"Not an ESR export file name: {name!r}")
     return ExportFileName(
         deanery=require_deanery(match["deanery"]),

@@ -7,6 +7,7 @@ Dagster UI, none of which may carry personal data.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any, Mapping
 
 TO_EXPORT = "TO_EXPORT"
@@ -31,6 +32,8 @@ EXPORT_MANDATORY_FIELDS: tuple[str, ...] = (
 # ESR's limits from the POR schema (esr-interface.md §4.3).
 _MAX_DIGITS = {"placementId": 18, "positionId": 15, "positionNumber": 10}
 _MAX_POST_NUMBER_LENGTH = 30
+# A date, or a serialised datetime whose day is taken: anything else is not a date.
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?")
 _DATE_FIELDS = frozenset({"applicant.effectiveDate", "applicant.dob"})
 _NAME_FIELDS = frozenset({"applicant.lastName", "applicant.firstName"})
 
@@ -53,7 +56,7 @@ def parse_date(value: Any) -> dt.date | None:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    if isinstance(value, str):
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
         try:
             return dt.date.fromisoformat(value.strip()[:10])
         except ValueError:
@@ -86,5 +89,6 @@ def _is_valid(name: str, value: Any) -> bool:
     if name == "startDate":
         return isinstance(value, dt.datetime)
     if name == "deaneryPostNumber":
-        return isinstance(value, str) and 0 < len(value.strip()) <= _MAX_POST_NUMBER_LENGTH
+        # Measured as written to the file: padding counts against ESR's limit.
+        return isinstance(value, str) and value.strip() != "" and len(value) <= _MAX_POST_NUMBER_LENGTH
     return True

@@ -20,9 +20,9 @@ def ensure_indexes(database: Database, records_collection: str = APP_RECORDS) ->
         [("deanery", ASCENDING), ("status", ASCENDING), ("startDate", ASCENDING)],
         name="deanery_status_startDate",
     )
-    # The stale-record sensor asks "TO_EXPORT, start date before X" across deaneries, every 15 minutes,
-    # over a collection that is almost entirely EXPORTED.
-    records.create_index([("status", ASCENDING), ("startDate", ASCENDING)], name="status_startDate")
+    # The stale-record sensor asks for the TO_EXPORT queue across deaneries every 15 minutes, over a
+    # collection that is almost entirely EXPORTED.
+    records.create_index([("status", ASCENDING)], name="status")
     records.create_index([("exportedFileName", ASCENDING)], name="exportedFileName")
     files = database[EXPORT_FILE]
     # A sequence number names at most one file, whatever happens.

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
@@ -66,8 +67,13 @@ class FileOutcome:
 class OpenOutcome:
     deanery: str
     batch_id: str | None
-    invalid_record_ids: tuple[Hashable, ...]
+    # How many eligible records were set to INVALID_DATA, by the run date they were eligible on.
+    invalid_by_run_date: Mapping[dt.date, int]
     finished_files: tuple[FileOutcome, ...]
+
+    @property
+    def invalid_count(self) -> int:
+        return sum(self.invalid_by_run_date.values())
 
 
 @dataclass
@@ -120,13 +126,13 @@ class Exporter:
         used only if nothing was exported since it was read; otherwise the records are selected afresh.
         """
         finished: list[FileOutcome] = []
-        invalid: set[Hashable] = set()
+        invalid: dict[Hashable, dt.date] = {}
         for _ in range(_MAX_OPEN_ATTEMPTS):
             counter = self.ledger.read_counter(deanery)
             reference = counter.open_batch
             if reference is not None:
                 if reference.get("runId") == run_id:
-                    return OpenOutcome(deanery, reference["id"], tuple(invalid), tuple(finished))
+                    return OpenOutcome(deanery, reference["id"], _count_by_date(invalid), tuple(finished))
                 finished.extend(self.finish_batch(deanery, reference["id"]))
                 continue
             if selection is None or not _same_counter(selection.read_at, counter):
@@ -139,10 +145,10 @@ class Exporter:
                 self.settings.max_records_per_post,
             )
             if not plan:
-                return OpenOutcome(deanery, None, tuple(invalid), tuple(finished))
+                return OpenOutcome(deanery, None, _count_by_date(invalid), tuple(finished))
             batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id)
             if batch is not None:
-                return OpenOutcome(deanery, batch.batch_id, tuple(invalid), tuple(finished))
+                return OpenOutcome(deanery, batch.batch_id, _count_by_date(invalid), tuple(finished))
             selection = None
         raise TransientExportError(
             f"{deanery}: other runs kept exporting this deanery while this run planned its files"
@@ -176,18 +182,21 @@ class Exporter:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _mark_invalid(self, selection: Selection) -> list[Hashable]:
-        """Set ``INVALID_DATA`` on eligible records missing mandatory fields, re-checked as they are now."""
-        suspects = [record.record_id for record in selection.records if not record.is_valid]
+    def _mark_invalid(self, selection: Selection) -> dict[Hashable, dt.date]:
+        """Set ``INVALID_DATA`` on eligible records missing mandatory fields, re-checked as they are now.
+
+        Returns the records marked, each with the run date it was eligible on.
+        """
+        suspects = {record.record_id: record.run_date for record in selection.records if not record.is_valid}
         if not suspects:
-            return []
-        marked: list[Hashable] = []
+            return {}
+        marked: dict[Hashable, dt.date] = {}
         updates = []
-        for document in self.records.find({"_id": {"$in": suspects}, "status": TO_EXPORT}):
+        for document in self.records.find({"_id": {"$in": list(suspects)}, "status": TO_EXPORT}):
             fields = invalid_mandatory_fields(document)
             if not fields:
                 continue
-            marked.append(document["_id"])
+            marked[document["_id"]] = suspects[document["_id"]]
             updates.append(
                 UpdateOne(
                     # Unchanged since it was checked: an upstream fix in between must win.
@@ -232,6 +241,10 @@ class Exporter:
             sha256=written.sha256,
             size=written.size,
         )
+
+
+def _count_by_date(marked: Mapping[Hashable, dt.date]) -> dict[dt.date, int]:
+    return dict(Counter(marked.values()))
 
 
 def _belongs_to(document: Mapping[str, Any], file_name: str) -> bool:

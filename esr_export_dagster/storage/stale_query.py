@@ -18,14 +18,23 @@ def pending_records(
     deanery: str | None = None,
     records_collection: str = APP_RECORDS,
 ) -> Iterator[PendingRecord]:
-    """``TO_EXPORT`` records starting before a date: ids, deanery and start date only (indexed)."""
-    query: dict = {"status": TO_EXPORT, "startDate": {"$lt": dt.datetime.combine(starting_before, dt.time.min)}}
+    """``TO_EXPORT`` records starting before a date: ids, deanery and start date only.
+
+    The query is an equality on ``status`` alone, served by its own index: the TO_EXPORT records are the
+    small live queue of a collection that is almost entirely EXPORTED, and the local stand-in can only use an
+    index for equalities (its range scans over a million records take seconds), so dates are compared here.
+    """
+    query: dict = {"status": TO_EXPORT}
     if deanery is not None:
-        query = {"deanery": deanery, **query}
+        query["deanery"] = deanery
+    limit = dt.datetime.combine(starting_before, dt.time.min)
     for document in database[records_collection].find(query, {"deanery": 1, "placementId": 1, "startDate": 1}):
+        start = document.get("startDate")
+        if not isinstance(start, dt.datetime) or start >= limit:
+            continue
         placement = document.get("placementId")
         yield PendingRecord(
             deanery=document.get("deanery") or "?",
             placement_id=placement if isinstance(placement, int) else None,
-            start_date=document["startDate"].date(),
+            start_date=start.date(),
         )

@@ -1,0 +1,96 @@
+"""Backfills in one run: the same files, numbers and record states as running each day on time."""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import pickle
+from pathlib import Path
+
+import pytest
+
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
+
+from .conftest import ExportHarness
+from .invariants import assert_export_invariants, files_on_disk
+
+pytestmark = pytest.mark.integration
+
+FIRST = dt.date(2021, 7, 1)
+DAYS = [FIRST + dt.timedelta(days=n) for n in range(31)]
+
+
+def seed_month(harness: ExportHarness, deaneries: tuple[str, ...]) -> list[dict]:
+    """Records arriving over the month: starts spread over the window, a crowded post, a broken record."""
+    records = []
+    for deanery in deaneries:
+        for day in range(0, 120, 3):
+            records += harness.add(deanery, FIRST + dt.timedelta(days=day), count=2)
+        records += harness.add(deanery, FIRST + dt.timedelta(days=40), count=45, post_number=f"{deanery}/RJ122/022/F1/001")
+        (broken,) = harness.add(deanery, FIRST + dt.timedelta(days=20))
+        harness.database[APP_RECORDS].update_one({"_id": broken["_id"]}, {"$unset": {"positionId": ""}})
+    return records
+
+
+def export_state(harness: ExportHarness) -> tuple:
+    files = {name: path.read_bytes() for name, path in files_on_disk(harness.export_dir).items()}
+    records = sorted(
+        (d["placementId"], d["status"], d.get("exportedFileName"), d.get("generationError"))
+        for d in harness.database[APP_RECORDS].find()
+    )
+    counters = sorted((d["_id"], d["seq"]) for d in harness.database[COUNTER].find())
+    return files, records, counters
+
+
+def test_a_month_backfilled_in_one_run_equals_running_each_day_in_order(harness, mongo_uri, tmp_path):
+    seed_month(harness, ("EOE",))
+    with harness_copy(harness, mongo_uri, tmp_path) as day_by_day:
+        for day in DAYS:
+            day_by_day.run_ok(day, "EOE")
+
+        result = harness.run_range(DAYS[0], DAYS[-1], "EOE", "EOE")
+
+        assert result.success
+        assert export_state(harness) == export_state(day_by_day)
+    assert len(files_on_disk(harness.export_dir)) > len(DAYS) // 3
+    assert_export_invariants(harness.database, harness.export_dir)
+
+
+def test_a_backfill_over_several_deaneries_is_one_run_with_one_stored_value_per_partition(harness):
+    seed_month(harness, ("EOE", "EMD", "KSS"))
+
+    result = harness.run_range(DAYS[0], DAYS[6], "EOE", "KSS")
+
+    assert result.success
+    assert_export_invariants(harness.database, harness.export_dir)
+    storage = Path(harness.instance.storage_directory())
+    for asset in ("app_record_selection", "app_export_file"):
+        stored = sorted(p.relative_to(storage / asset).as_posix() for p in (storage / asset).rglob("*") if p.is_file())
+        assert stored == sorted(f"{day.isoformat()}/{d}" for day in DAYS[:7] for d in ("EOE", "EMD", "KSS"))
+    summary = pickle.loads((storage / "app_export_file" / "2021-07-03" / "EMD").read_bytes())
+    assert summary["deanery"] == "EMD" and summary["run_date"] == "2021-07-03"
+
+
+class harness_copy:
+    """A second harness over its own database and directory, holding the same records."""
+
+    def __init__(self, harness: ExportHarness, mongo_uri: str, tmp_path: Path) -> None:
+        from dagster import instance_for_test
+        from pymongo import MongoClient
+
+        self._client = MongoClient(mongo_uri)
+        self._database = self._client[harness.database.name + "_b"]
+        self._database[APP_RECORDS].insert_many([copy.deepcopy(d) for d in harness.database[APP_RECORDS].find()])
+        (tmp_path / "home_b").mkdir()
+        self._instance_context = instance_for_test(temp_dir=str(tmp_path / "home_b"))
+        self._harness = ExportHarness(
+            uri=mongo_uri, database=self._database, export_dir=tmp_path / "export_b", instance=self._instance_context.__enter__()
+        )
+
+    def __enter__(self) -> ExportHarness:
+        return self._harness
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._instance_context.__exit__(*exc_info)
+        self._client.drop_database(self._database.name)
+        self._client.close()
