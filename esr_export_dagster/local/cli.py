@@ -35,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="export today's partition of every deanery, then stop")
     run.add_argument("--date", type=dt.date.fromisoformat, help="run date (default: today, UTC)")
-    commands.add_parser("dev", help="start the stand-in and `dagster dev` with the schedule running")
+    dev = commands.add_parser("dev", help="start the stand-in and `dagster dev` with the schedule running")
+    dev.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (default 3000)")
     arguments = parser.parse_args(argv)
     if arguments.command == "run":
         return run_export(arguments.date or dt.datetime.now(dt.timezone.utc).date())
-    return run_dev()
+    return run_dev(arguments.port)
 
 
 @contextlib.contextmanager
@@ -104,7 +105,7 @@ def run_export(run_date: dt.date) -> int:
         return 1 if failures else 0
 
 
-def run_dev() -> int:
+def run_dev(port: int) -> int:
     with local_environment():
         _seed_if_empty(dt.datetime.now(dt.timezone.utc).date())
         beside_python = Path(sys.executable).with_name("dagster")
@@ -112,7 +113,9 @@ def run_dev() -> int:
         # Its own process group, so that shutting it down reaches the webserver, daemon and code server it
         # starts: dagster dev does not always pass a signal on to them.
         process = subprocess.Popen(
-            [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml")], cwd=PROJECT_ROOT, start_new_session=True
+            [dagster, "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)],
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
         )
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
