@@ -62,6 +62,10 @@ class Column:
     source: str
     kind: str  # "text", "integer" or "date"
 
+    @property
+    def path(self) -> tuple[str | int, ...]:
+        return tuple(int(part) if part.isdigit() else part for part in self.source.split("."))
+
 
 def _text(name: str, source: str | None = None) -> Column:
     return Column(name, source or f"applicant.{name}", "text")
@@ -128,9 +132,8 @@ def render_app_line(record: Mapping[str, Any], report: RenderReport | None = Non
     """One CSV line: the record type, then every column of ``APP_COLUMNS``, without the line ending."""
     report = report if report is not None else RenderReport({})
     fields = [RECORD_TYPE]
-    for column in APP_COLUMNS:
-        value = _lookup(record, column.source)
-        fields.append(_FORMATTERS[column.kind](column, value, report))
+    for column, path, formatter in _RENDERING:
+        fields.append(formatter(column, _lookup(record, path), report))
     return ",".join(fields)
 
 
@@ -141,14 +144,17 @@ def render_app_file(records: Iterable[Mapping[str, Any]]) -> tuple[bytes, Render
     return body.encode(ENCODING), report
 
 
-def _lookup(record: Mapping[str, Any], source: str) -> Any:
+def _lookup(record: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
+    """The value at ``path``; ``None`` when any step is missing or of the wrong kind."""
     value: Any = record
-    for part in source.split("."):
-        if isinstance(value, Mapping):
-            value = value.get(part)
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
+    for part in path:
+        if isinstance(part, int) and not isinstance(value, list):
+            return None
+        try:
+            value = value[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+        if value is None:
             return None
     return value
 
@@ -188,3 +194,6 @@ _FORMATTERS: dict[str, Callable[[Column, Any, RenderReport], str]] = {
     "integer": _format_integer,
     "date": _format_date,
 }
+
+# Each column with its path split once and its formatter: rendering a day's file touches every field.
+_RENDERING = tuple((column, column.path, _FORMATTERS[column.kind]) for column in APP_COLUMNS)

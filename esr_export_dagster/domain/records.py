@@ -44,9 +44,10 @@ def field_value(document: Mapping[str, Any], dotted: str) -> Any:
         return document[dotted]
     value: Any = document
     for part in dotted.split("."):
-        if not isinstance(value, Mapping) or part not in value:
+        try:
+            value = value[part]
+        except (KeyError, TypeError, IndexError):
             return None
-        value = value[part]
     return value
 
 

@@ -28,6 +28,8 @@ from .selection import SelectedRecord, select_eligible
 # How often a run re-plans after losing the race to open a batch before it hands over to the op's
 # RetryPolicy. Each lost race means another run made progress, so this bounds work, not correctness.
 _MAX_OPEN_ATTEMPTS = 20
+# Documents per round trip when reading a day's records (the driver's default first batch is 101).
+_BATCH_SIZE = 5000
 # A temporary file older than this belongs to a killed run, not to one still writing.
 _STALE_PARTIAL_SECONDS = 3600
 
@@ -211,7 +213,8 @@ class Exporter:
     def _write_file(self, batch: Batch, file: BatchFile) -> FileOutcome:
         self.ledger.record_file_started(batch, file)
         documents = {
-            document["_id"]: document for document in self.records.find({"_id": {"$in": list(file.record_ids)}})
+            document["_id"]: document
+            for document in self.records.find({"_id": {"$in": list(file.record_ids)}}).batch_size(_BATCH_SIZE)
         }
         lines = [
             documents[record_id]
@@ -228,7 +231,7 @@ class Exporter:
                 # on an existing document as a string.
                 {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}},
             )
-        self.ledger.record_file_complete(file, line_ids, written.sha256, written.size)
+        self.ledger.record_file_complete(file, len(line_ids), written.sha256, written.size)
         return FileOutcome(
             deanery=batch.deanery,
             name=file.name,

@@ -244,16 +244,15 @@ class ExportLedger:
             upsert=True,
         )
 
-    def record_file_complete(
-        self, file: BatchFile, record_ids: Sequence[Hashable], sha256: str, size: int
-    ) -> None:
+    def record_file_complete(self, file: BatchFile, line_count: int, sha256: str, size: int) -> None:
+        # The file's records are those marked with its name (and, planned, in its batch): not repeated here,
+        # so that reading the ledger stays cheap.
         self.database[EXPORT_FILE].update_one(
             {"_id": file.name},
             {
                 "$set": {
                     "state": FILE_COMPLETE,
-                    "recordIds": list(record_ids),
-                    "lineCount": len(record_ids),
+                    "lineCount": line_count,
                     "sha256": sha256,
                     "size": size,
                 },
@@ -268,10 +267,7 @@ class ExportLedger:
     def files_for(self, deanery: str, run_date: dt.date) -> list[Mapping[str, Any]]:
         return list(
             self.database[EXPORT_FILE]
-            .find(
-                {"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)},
-                {"recordIds": 0},
-            )
+            .find({"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)})
             .sort("seq", 1)
         )
 
