@@ -10,8 +10,15 @@ import tempfile
 from typing import Iterator
 
 from bson import ObjectId
+from dagster import JobDefinition
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
+from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.local.mongo_server import LocalMongoServer
+from esr_export_dagster.resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
+
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 @contextlib.contextmanager
@@ -40,3 +47,20 @@ def lean_record(placement_id: int, deanery: str, start: dt.date, status: str) ->
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def export_job(uri: str, database: str, export_dir: str) -> JobDefinition:
+    """The project's job, with the code location's own resources pointed at the benchmark's database."""
+    return build_definitions(
+        {
+            "mongodb": MongoDBResource(uri=uri, database=database),
+            "export_directory": ExportDirectoryResource(path=export_dir),
+            "export_policy": ExportPolicyResource(),
+            "io_manager": ExportIOManager(),
+        }
+    ).resolve_job_def("daily_app_export_job")
+
+
+def range_tags(first_partition: str, last_partition: str) -> dict[str, str]:
+    """The tags a single-run backfill puts on its run: the date × deanery rectangle it covers."""
+    return {ASSET_PARTITION_RANGE_START_TAG: first_partition, ASSET_PARTITION_RANGE_END_TAG: last_partition}

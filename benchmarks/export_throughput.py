@@ -19,22 +19,17 @@ import time
 from pathlib import Path
 
 from dagster import DagsterInstance
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
 
-from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
-from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
-from esr_export_dagster.resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
 from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
-from .common import benchmark_mongodb, peak_rss_mb
+from .common import QUIET_LOGS, benchmark_mongodb, export_job, peak_rss_mb, range_tags
 
 RUN_DATE = dt.date(2021, 7, 31)
-QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
 
 def seed(client: MongoClient, names: list[str], total: int) -> None:
@@ -83,36 +78,20 @@ def floor(client: MongoClient, name: str, out: Path) -> float:
 
 
 def job_runs(uri: str, name: str, out: Path, single_run: bool) -> float:
-    definitions = build_definitions(
-        {
-            "mongodb": MongoDBResource(uri=uri, database=name),
-            "export_directory": ExportDirectoryResource(path=str(out)),
-            "export_policy": ExportPolicyResource(),
-            "io_manager": ExportIOManager(),
-        }
-    )
-    job = definitions.resolve_job_def("daily_app_export_job")
+    job = export_job(uri, name, str(out))
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
         if single_run:
-            result = job.execute_in_process(
-                instance=instance,
-                run_config=QUIET,
-                tags={
-                    ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(RUN_DATE, DEANERIES[0])),
-                    ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(RUN_DATE, DEANERIES[-1])),
-                },
-            )
-            assert result.success
+            first, last = (str(export_partition_key(RUN_DATE, d)) for d in (DEANERIES[0], DEANERIES[-1]))
+            assert job.execute_in_process(instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last)).success
         else:
             for deanery in DEANERIES:
-                result = job.execute_in_process(
+                assert job.execute_in_process(
                     instance=instance,
-                    run_config=QUIET,
+                    run_config=QUIET_LOGS,
                     partition_key=export_partition_key(RUN_DATE, deanery),
                     tags={DEANERY_TAG: deanery},
-                )
-                assert result.success
+                ).success
         return time.perf_counter() - started
 
 

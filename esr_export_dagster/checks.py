@@ -120,11 +120,8 @@ def file_lines_match_exported_records(
         name = file["_id"]
         checked += 1
         on_disk = sorted(directory.placement_ids(name)) if directory.exists(name) else None
-        marked = sorted(
-            d["placementId"]
-            for d in database[APP_RECORDS].find({"exportedFileName": name}, {"placementId": 1, "status": 1})
-            if d.get("status") == EXPORTED
-        )
+        # distinct, not find: placement ids are unique, and it skips reading whole records.
+        marked = sorted(database[APP_RECORDS].distinct("placementId", {"exportedFileName": name, "status": EXPORTED}))
         if on_disk != marked:
             mismatched.append(name)
     return AssetCheckResult(
