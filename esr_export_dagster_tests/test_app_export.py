@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA, TO_EXPORT
+from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
 
 from .invariants import assert_export_invariants, file_placements, files_on_disk
