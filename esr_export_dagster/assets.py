@@ -86,15 +86,8 @@ def app_export_file(app_record_selection: pd.DataFrame) -> dict:
 
 
 def _preview(frame: pd.DataFrame, limit: int = 20) -> str:
-    columns = ["placement_id", "deanery", "deanery_post_number", "start_date", "run_date", "invalid_fields"]
+    """The first rows, as a fixed-width table in a code block (ids and dates only)."""
     if frame.empty:
         return "No eligible records."
-    return frame[columns].head(limit).to_markdown(index=False) if _has_tabulate() else frame[columns].head(limit).to_string(index=False)
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    columns = ["placement_id", "deanery", "deanery_post_number", "start_date", "run_date", "invalid_fields"]
+    return "```\n" + frame[columns].head(limit).to_string(index=False) + "\n```"
