@@ -6,8 +6,6 @@ runs), these must hold afterwards.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import defaultdict
 from pathlib import Path
 
@@ -16,13 +14,11 @@ from pymongo.database import Database
 from esr_export_dagster.domain.app_file import parse_export_file_name
 from esr_export_dagster.domain.records import EXPORTED
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
-
-PLACEMENT_COLUMN = 1  # after the record type
+from esr_export_dagster.storage.export_dir import ExportDirectory
 
 
 def file_placements(path: Path) -> list[int]:
-    rows = csv.reader(io.StringIO(path.read_text(encoding="utf-8")))
-    return [int(row[PLACEMENT_COLUMN]) for row in rows]
+    return ExportDirectory(path.parent).placement_ids(path.name)
 
 
 def files_on_disk(export_dir: Path, deanery: str | None = None, file_type: str = "APP") -> dict[str, Path]:

@@ -135,7 +135,8 @@ class Exporter:
             if reference is not None:
                 if reference.get("runId") == run_id:
                     return OpenOutcome(deanery, reference["id"], _count_by_date(invalid), tuple(finished))
-                finished.extend(self.finish_batch(deanery, reference["id"]))
+                # Its plan is frozen, so finishing it here writes the very files its own run would have.
+                finished.extend(self.write_batch(deanery, reference["id"]))
                 continue
             if selection is None or not _same_counter(selection.read_at, counter):
                 selection = self.select(deanery, run_dates)
@@ -173,14 +174,6 @@ class Exporter:
         outcomes = [self._write_file(batch, file) for file in batch.files]
         self.ledger.close_batch(deanery, batch_id)
         return outcomes
-
-    def finish_batch(self, deanery: str, batch_id: str) -> list[FileOutcome]:
-        """Complete a batch some other run left open: the same steps, so the same files."""
-        return self.write_batch(deanery, batch_id)
-
-    def finish_open_batch(self, deanery: str) -> list[FileOutcome]:
-        reference = self.ledger.read_counter(deanery).open_batch
-        return [] if reference is None else self.finish_batch(deanery, reference["id"])
 
     # -- internals ------------------------------------------------------------------------------
 

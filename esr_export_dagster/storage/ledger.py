@@ -218,10 +218,6 @@ class ExportLedger:
             planned=tuple(_planned_from_document(planned) for planned in document["files"]),
         )
 
-    def is_closed(self, batch_id: str) -> bool:
-        document = self.database[EXPORT_BATCH].find_one({"_id": batch_id}, {"state": 1})
-        return document is not None and document["state"] == CLOSED
-
     # -- file ledger -----------------------------------------------------------------------------
 
     def record_file_started(self, batch: Batch, file: BatchFile) -> None:
@@ -260,23 +256,11 @@ class ExportLedger:
             },
         )
 
-    def file_state(self, name: str) -> str | None:
-        document = self.database[EXPORT_FILE].find_one({"_id": name}, {"state": 1})
-        return None if document is None else document["state"]
-
     def files_for(self, deanery: str, run_date: dt.date) -> list[Mapping[str, Any]]:
         return list(
             self.database[EXPORT_FILE]
             .find({"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)})
             .sort("seq", 1)
-        )
-
-    def all_sequences(self, deanery: str) -> list[int]:
-        return sorted(
-            document["seq"]
-            for document in self.database[EXPORT_FILE].find(
-                {"fileType": self.file_type, "deanery": deanery}, {"seq": 1}
-            )
         )
 
 
