@@ -10,7 +10,7 @@ from pymongo.database import Database
 
 from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
 from .domain.stale_records import StalePolicy
-from .domain.window import EligibilityWindow
+from .domain.window import DAILY_RUN_TIME_UTC, EligibilityWindow
 from .storage.export_dir import ExportDirectory
 from .storage.exporter import Exporter, ExportSettings
 from .storage.mongo import connect, require_reachable
@@ -86,7 +86,9 @@ def build_exporter(
 class StaleRecordPolicyResource(ConfigurableResource):
     """When a TO_EXPORT record counts as stuck, and what the stale-record sensor may do about it."""
 
-    scheduled_time_utc: str = Field(default="13:00", description="When the daily APP export runs (HH:MM, UTC).")
+    scheduled_time_utc: str = Field(
+        default=DAILY_RUN_TIME_UTC.strftime("%H:%M"), description="When the daily APP export runs (HH:MM, UTC)."
+    )
     grace_minutes: int = Field(
         default=60, description="After the scheduled time plus this, records due today count as overdue."
     )

@@ -3,10 +3,11 @@
 from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
 
 from .domain.deaneries import DEANERIES
+from .domain.window import DAILY_RUN_TIME_UTC
 from .jobs import daily_app_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 
-APP_EXPORT_CRON = "0 13 * * *"
+APP_EXPORT_CRON = f"{DAILY_RUN_TIME_UTC.minute} {DAILY_RUN_TIME_UTC.hour} * * *"
 
 
 @schedule(

@@ -22,7 +22,7 @@ from dagster import (
 )
 
 from .alerts import AlertChannelsResource
-from .domain.stale_records import AT_RISK, OVERDUE, plan_announcements, classify
+from .domain.stale_records import AT_RISK, OVERDUE, classify, plan_announcements
 from .jobs import daily_app_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
@@ -54,12 +54,11 @@ def stale_to_export_sensor(
     window = export_policy.settings().window
     database = mongodb.get_database()
     ensure_indexes(database)
-    findings = classify(
-        pending_records(database, starting_before=now.date() + window.upper), now, stale_policy.policy(window)
-    )
+    policy = stale_policy.policy(window)
+    findings = classify(pending_records(database, starting_before=now.date() + window.upper), now, policy)
     cursor = _load_cursor(context.cursor)
     announcements, cursor["announced"] = plan_announcements(
-        findings, cursor["announced"], now, stale_policy.ui_url, window
+        findings, cursor["announced"], now, stale_policy.ui_url, policy
     )
 
     channels = alert_channels.channels()

@@ -13,7 +13,6 @@ from esr_export_dagster.domain.stale_records import (
     classify,
     plan_announcements,
 )
-from esr_export_dagster.domain.window import EligibilityWindow
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2021, 7, 31)
@@ -62,17 +61,16 @@ def test_a_finding_samples_at_most_ten_placements_earliest_first():
 
 
 def test_announcements_say_new_worse_reminder_and_cleared_at_the_right_times():
-    window = EligibilityWindow()
     now = dt.datetime(2021, 8, 5, 9, tzinfo=UTC)
     findings = classify([record(-1)], now, POLICY)
 
-    first, memory = plan_announcements(findings, {}, now, UI, window)
-    again, memory = plan_announcements(findings, memory, now + dt.timedelta(minutes=15), UI, window)
-    worse, memory = plan_announcements(classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now, UI, window)
+    first, memory = plan_announcements(findings, {}, now, UI, POLICY)
+    again, memory = plan_announcements(findings, memory, now + dt.timedelta(minutes=15), UI, POLICY)
+    worse, memory = plan_announcements(classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now, UI, POLICY)
     reminder, memory = plan_announcements(
-        classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now + dt.timedelta(hours=24), UI, window
+        classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now + dt.timedelta(hours=24), UI, POLICY
     )
-    cleared, memory = plan_announcements([], memory, now + dt.timedelta(hours=25), UI, window)
+    cleared, memory = plan_announcements([], memory, now + dt.timedelta(hours=25), UI, POLICY)
 
     assert [a.kind for a in first] == ["new"]
     assert again == []
@@ -83,7 +81,7 @@ def test_announcements_say_new_worse_reminder_and_cleared_at_the_right_times():
 
 def test_an_alert_names_counts_dates_ids_the_action_and_the_partition_link():
     now = dt.datetime(2021, 8, 2, 9, tzinfo=UTC)
-    (announcement,) = plan_announcements(classify([record(3, "LDN", 4242)], now, POLICY), {}, now, UI, EligibilityWindow())[0]
+    (announcement,) = plan_announcements(classify([record(3, "LDN", 4242)], now, POLICY), {}, now, UI, POLICY)[0]
 
     assert announcement.text.splitlines() == [
         "ESR export alert: 1 applicant record(s) in LDN start in under 2 days and no scheduled export will send them.",

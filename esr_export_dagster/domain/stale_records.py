@@ -14,12 +14,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .window import EligibilityWindow
+from .window import DAILY_RUN_TIME_UTC, EligibilityWindow
 
 PAST_START = "past_start"
 AT_RISK = "at_risk"
 OVERDUE = "overdue"
-CATEGORIES = (PAST_START, AT_RISK, OVERDUE)
 SAMPLE_SIZE = 10
 REANNOUNCE_AFTER = dt.timedelta(hours=24)
 
@@ -51,7 +50,7 @@ class Finding:
 @dataclass(frozen=True)
 class StalePolicy:
     window: EligibilityWindow = field(default_factory=EligibilityWindow)
-    scheduled_time_utc: dt.time = dt.time(13, 0)
+    scheduled_time_utc: dt.time = DAILY_RUN_TIME_UTC
     grace: dt.timedelta = dt.timedelta(hours=1)
 
     def overdue_after(self, today: dt.date) -> dt.datetime:
@@ -124,7 +123,7 @@ def plan_announcements(
     announced: Mapping[str, Mapping[str, Any]],
     now: dt.datetime,
     ui_url: str,
-    window: EligibilityWindow,
+    policy: StalePolicy,
 ) -> tuple[list[Announcement], dict[str, dict[str, Any]]]:
     """What to say this tick, and the new memory of what was said.
 
@@ -147,7 +146,7 @@ def plan_announcements(
             remembered[key] = dict(previous)  # type: ignore[arg-type]
             remembered[key]["count"] = finding.count
             continue
-        announcements.append(Announcement(key, kind, describe(finding, kind, ui_url, window)))
+        announcements.append(Announcement(key, kind, describe(finding, kind, ui_url, policy)))
         remembered[key] = {"count": finding.count, "announced_at": now.isoformat()}
     for key in sorted(set(announced) - set(current)):
         deanery, category = key.split("|", 1)
@@ -158,7 +157,7 @@ def plan_announcements(
 _HEADLINES = {
     PAST_START: "{count} applicant record(s) in {deanery} were never sent to ESR and the trainee has already started",
     AT_RISK: "{count} applicant record(s) in {deanery} start in under {lower} days and no scheduled export will send them",
-    OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's 13:00 export and have not",
+    OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's {time} export and have not",
 }
 _ACTIONS = {
     PAST_START: "No export can help now: tell the trust(s) to hire by hand, then set the records' status in TIS.",
@@ -168,12 +167,15 @@ _ACTIONS = {
 _PREFIX = {"new": "ESR export alert", "worse": "ESR export alert (more records)", "reminder": "ESR export reminder (still unresolved)"}
 
 
-def describe(finding: Finding, kind: str, ui_url: str, window: EligibilityWindow) -> str:
+def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> str:
     """Plain words for the support team: counts, dates, placement ids and the action; no personal data."""
     lines = [
         f"{_PREFIX[kind]}: "
         + _HEADLINES[finding.category].format(
-            count=finding.count, deanery=finding.deanery, lower=window.earliest_start_offset_days
+            count=finding.count,
+            deanery=finding.deanery,
+            lower=policy.window.earliest_start_offset_days,
+            time=policy.scheduled_time_utc.strftime("%H:%M"),
         )
         + ".",
         f"Earliest start date: {finding.earliest_start.isoformat()}.",
