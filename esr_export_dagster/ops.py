@@ -30,6 +30,9 @@ EXPORT_RETRY_POLICY = RetryPolicy(
     backoff=Backoff.EXPONENTIAL,
     jitter=Jitter.PLUS_MINUS,
 )
+# The ops that take sequence numbers share a concurrency pool; its limit is `concurrency.pools` in the
+# instance's dagster.yaml.
+FILE_SEQUENCE_POOL = "esr_file_sequence"
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def open_app_export_batches(
         return outcomes
 
 
-@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"}, pool=FILE_SEQUENCE_POOL)
 def allocate_file_sequence(
     context: OpExecutionContext,
     opened: list[OpenOutcome],
