@@ -10,12 +10,12 @@ from dagster import ConfigurableResource, Definitions, EnvVar
 from dagster_msteams import MSTeamsResource
 
 from .alerts import AlertChannelsResource, EsrSlackResource
-from .assets import app_export_file, app_record_selection
-from .checks import APP_EXPORT_CHECKS
+from .assets import EXPORT_ASSETS
+from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
 from .io_managers import ExportIOManager
-from .jobs import daily_app_export_job
+from .jobs import EXPORT_JOBS
 from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
-from .schedules import daily_app_export_schedule
+from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE, daily_app_export_schedule, daily_notification_export_schedule
 from .sensors import export_run_failure_alert, stale_to_export_sensor
 
 
@@ -31,7 +31,9 @@ def default_resources() -> dict[str, ConfigurableResource]:
             database=_env_or_default("ESR_MONGODB_DATABASE", "esr_export"),
         ),
         "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
-        "export_policy": ExportPolicyResource(),
+        "export_policy": ExportPolicyResource(
+            notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
+        ),
         "io_manager": ExportIOManager(),
         "stale_policy": StaleRecordPolicyResource(
             ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
@@ -49,10 +51,10 @@ def default_resources() -> dict[str, ConfigurableResource]:
 def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
     return Definitions(
-        assets=[app_record_selection, app_export_file],
-        asset_checks=APP_EXPORT_CHECKS,
-        jobs=[daily_app_export_job],
-        schedules=[daily_app_export_schedule],
+        assets=list(EXPORT_ASSETS),
+        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS],
+        jobs=list(EXPORT_JOBS),
+        schedules=[daily_app_export_schedule, daily_notification_export_schedule],
         sensors=[stale_to_export_sensor, export_run_failure_alert],
         resources=dict(resources),
     )

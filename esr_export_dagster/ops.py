@@ -1,4 +1,4 @@
-"""The ops behind ``app_export_file``: open a batch, take sequence numbers, write the files.
+"""The ops behind each stream's export file asset: open a batch, take sequence numbers, write the files.
 
 Each op is idempotent, so Dagster's RetryPolicy can re-run it after any transient MongoDB failure: the
 WriteConflict (code 112) of the 2021 incident, a TransientTransactionError, a lost connection. Errors that
@@ -11,9 +11,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from dagster import Backoff, Failure, Jitter, MetadataValue, OpExecutionContext, RetryPolicy, op
+from dagster import Backoff, Failure, Jitter, MetadataValue, OpDefinition, OpExecutionContext, RetryPolicy, op
 
 from .domain.deaneries import UnknownDeaneryError
+from .domain.streams import ExportStream
 from .partitions import run_dates_by_deanery
 from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
 from .selection_frame import selections_from_frame
@@ -63,99 +64,117 @@ def retrying_transient_errors(context: OpExecutionContext, step: str) -> Iterato
         ) from None
 
 
-@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
-def open_app_export_batches(
-    context: OpExecutionContext,
-    app_record_selection: Any,
-    mongodb: MongoDBResource,
-    export_directory: ExportDirectoryResource,
-    export_policy: ExportPolicyResource,
-) -> list[OpenOutcome]:
-    """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
-    with retrying_transient_errors(context, "Opening the export batch"):
-        exporter = build_exporter(mongodb, export_policy, export_directory)
-        exporter.prepare()
-        selections = selections_from_frame(app_record_selection)
-        outcomes = []
-        for deanery, run_dates in run_dates_by_deanery(context).items():
-            outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
-            for finished in outcome.finished_files:
-                context.log.warning(
-                    f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
-                    "interrupted or concurrent run, before planning this run's files"
-                )
-            if outcome.invalid_count:
-                context.log.warning(
-                    f"{deanery}: {outcome.invalid_count} eligible records set to INVALID_DATA "
-                    "(missing or invalid mandatory fields; see generationError)"
-                )
-            context.log.info(
-                f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
-            )
-            outcomes.append(outcome)
-        return outcomes
+@dataclass(frozen=True)
+class ExportOps:
+    """The three steps of one stream's export, as ops named after the stream."""
+
+    open_batches: OpDefinition
+    allocate_sequence: OpDefinition
+    write_files: OpDefinition
 
 
-@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"}, pool=FILE_SEQUENCE_POOL)
-def allocate_file_sequence(
-    context: OpExecutionContext,
-    opened: list[OpenOutcome],
-    mongodb: MongoDBResource,
-    export_directory: ExportDirectoryResource,
-    export_policy: ExportPolicyResource,
-) -> list[NumberedBatch]:
-    """Take the deanery's next file sequence numbers from ``counter``, one per planned file.
+def build_export_ops(stream: ExportStream) -> ExportOps:
+    """``open_<stream>_export_batches`` -> ``allocate_<stream>_file_sequence`` -> ``write_<stream>_export_files``."""
 
-    A single compare-and-set on the deanery's own counter document: no transaction, no contention with
-    other deaneries, and a retry after a WriteConflict or a lost acknowledgement takes the same numbers.
-    """
-    with retrying_transient_errors(context, "Allocating file sequence numbers"):
-        exporter = build_exporter(mongodb, export_policy, export_directory)
-        numbered = []
-        for outcome in opened:
-            if outcome.batch_id is None:
-                continue
-            batch = exporter.allocate_sequence(outcome.deanery, outcome.batch_id)
-            files = batch.files
-            context.log.info(
-                f"{outcome.deanery}: sequence numbers {files[0].sequence}..{files[-1].sequence} "
-                f"for {len(files)} file(s)"
-            )
-            numbered.append(
-                NumberedBatch(
-                    deanery=outcome.deanery,
-                    batch_id=outcome.batch_id,
-                    file_names=tuple(file.name for file in files),
-                    sequences=tuple(file.sequence for file in files),
-                )
-            )
-        return numbered
-
-
-@op(retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
-def write_app_export_files(
-    context: OpExecutionContext,
-    opened: list[OpenOutcome],
-    numbered: list[NumberedBatch],
-    mongodb: MongoDBResource,
-    export_directory: ExportDirectoryResource,
-    export_policy: ExportPolicyResource,
-) -> dict[str, dict]:
-    """Write each numbered file atomically, mark its records EXPORTED, and close the deanery's batch."""
-    with retrying_transient_errors(context, "Writing the export files"):
-        exporter = build_exporter(mongodb, export_policy, export_directory)
-        written: list[FileOutcome] = []
-        for batch in numbered:
-            outcomes = exporter.write_batch(batch.deanery, batch.batch_id)
-            for outcome in outcomes:
+    @op(name=f"open_{stream.name}_export_batches", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+    def open_export_batches(
+        context: OpExecutionContext,
+        record_selection: Any,
+        mongodb: MongoDBResource,
+        export_directory: ExportDirectoryResource,
+        export_policy: ExportPolicyResource,
+    ) -> list[OpenOutcome]:
+        """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
+        with retrying_transient_errors(context, "Opening the export batch"):
+            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+            exporter.prepare()
+            selections = selections_from_frame(record_selection)
+            outcomes = []
+            for deanery, run_dates in run_dates_by_deanery(context).items():
+                outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
+                for finished in outcome.finished_files:
+                    context.log.warning(
+                        f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
+                        "interrupted or concurrent run, before planning this run's files"
+                    )
+                if outcome.invalid_count:
+                    context.log.warning(
+                        f"{deanery}: {outcome.invalid_count} eligible {stream.record_noun}s set to INVALID_DATA "
+                        "(missing or invalid mandatory fields; see generationError)"
+                    )
                 context.log.info(
-                    f"{outcome.deanery}: wrote {outcome.name} with {outcome.line_count} records"
-                    + (f", {outcome.omitted_count} dropped (changed upstream)" if outcome.omitted_count else "")
+                    f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
                 )
-            written.extend(outcomes)
-        summaries = summarise_partitions(context, exporter, opened, written, export_policy)
-        context.add_output_metadata(_materialization_metadata(summaries))
-        return summaries
+                outcomes.append(outcome)
+            return outcomes
+
+    @op(
+        name=f"allocate_{stream.name}_file_sequence",
+        retry_policy=EXPORT_RETRY_POLICY,
+        tags={"kind": "mongodb"},
+        pool=FILE_SEQUENCE_POOL,
+    )
+    def allocate_file_sequence(
+        context: OpExecutionContext,
+        opened: list[OpenOutcome],
+        mongodb: MongoDBResource,
+        export_directory: ExportDirectoryResource,
+        export_policy: ExportPolicyResource,
+    ) -> list[NumberedBatch]:
+        """Take the deanery's next file sequence numbers from ``counter``, one per planned file.
+
+        A single compare-and-set on the deanery's own counter document for this file type: no transaction,
+        no contention with other deaneries, and a retry after a WriteConflict or a lost acknowledgement
+        takes the same numbers.
+        """
+        with retrying_transient_errors(context, "Allocating file sequence numbers"):
+            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+            numbered = []
+            for outcome in opened:
+                if outcome.batch_id is None:
+                    continue
+                batch = exporter.allocate_sequence(outcome.deanery, outcome.batch_id)
+                files = batch.files
+                context.log.info(
+                    f"{outcome.deanery}: {stream.file_type} sequence numbers {files[0].sequence}..{files[-1].sequence} "
+                    f"for {len(files)} file(s)"
+                )
+                numbered.append(
+                    NumberedBatch(
+                        deanery=outcome.deanery,
+                        batch_id=outcome.batch_id,
+                        file_names=tuple(file.name for file in files),
+                        sequences=tuple(file.sequence for file in files),
+                    )
+                )
+            return numbered
+
+    @op(name=f"write_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
+    def write_export_files(
+        context: OpExecutionContext,
+        opened: list[OpenOutcome],
+        numbered: list[NumberedBatch],
+        mongodb: MongoDBResource,
+        export_directory: ExportDirectoryResource,
+        export_policy: ExportPolicyResource,
+    ) -> dict[str, dict]:
+        """Write each numbered file atomically, mark its records EXPORTED, and close the deanery's batch."""
+        with retrying_transient_errors(context, "Writing the export files"):
+            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+            written: list[FileOutcome] = []
+            for batch in numbered:
+                outcomes = exporter.write_batch(batch.deanery, batch.batch_id)
+                for outcome in outcomes:
+                    context.log.info(
+                        f"{outcome.deanery}: wrote {outcome.name} with {outcome.line_count} records"
+                        + (f", {outcome.omitted_count} dropped (changed upstream)" if outcome.omitted_count else "")
+                    )
+                written.extend(outcomes)
+            summaries = summarise_partitions(context, exporter, opened, written)
+            context.add_output_metadata(_materialization_metadata(summaries))
+            return summaries
+
+    return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
 
 
 def summarise_partitions(
@@ -163,12 +182,11 @@ def summarise_partitions(
     exporter: Exporter,
     opened: list[OpenOutcome],
     written: list[FileOutcome],
-    export_policy: ExportPolicyResource,
 ) -> dict[str, dict]:
     """Per partition: counts, file names and sequence numbers; ids and counts only, no personal data."""
     invalid = {outcome.deanery: outcome.invalid_by_run_date for outcome in opened}
     recovered = {file.name for outcome in opened for file in outcome.finished_files}
-    window = export_policy.settings().window.describe()
+    window = exporter.settings.eligibility.describe()
     summaries: dict[str, dict] = {}
     for deanery, run_dates in run_dates_by_deanery(context).items():
         for run_date in run_dates:

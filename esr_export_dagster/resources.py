@@ -10,14 +10,15 @@ from pymongo.database import Database
 
 from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
 from .domain.stale_records import StalePolicy
-from .domain.window import DAILY_RUN_TIME_UTC, EligibilityWindow
+from .domain.streams import APP_STREAM, ExportStream
+from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC, CreatedBeforeExportTime, EligibilityWindow
 from .storage.export_dir import ExportDirectory
 from .storage.exporter import Exporter, ExportSettings
 from .storage.mongo import connect, require_reachable
 
 
 class MongoDBResource(ConfigurableResource):
-    """The MongoDB holding GeneratedAppRecords, the sequence counters and the export ledger."""
+    """The MongoDB holding GeneratedAppRecords, notification records, the sequence counters and the export ledger."""
 
     uri: str = Field(description="MongoDB connection string (ESR_MONGODB_URI). Never logged.")
     database: str = Field(default="esr_export", description="Database name (ESR_MONGODB_DATABASE).")
@@ -51,7 +52,7 @@ class ExportDirectoryResource(ConfigurableResource):
 
 
 class ExportPolicyResource(ConfigurableResource):
-    """ESR's rules for what goes into a day's file: the eligibility window and the per-post limit."""
+    """ESR's rules for what goes into a day's files: the APP window and per-post limit, the DNC cut-off."""
 
     earliest_start_offset_days: int = Field(
         default=2, description="A record is eligible on day D if it starts on or after D + this many days."
@@ -64,22 +65,34 @@ class ExportPolicyResource(ConfigurableResource):
         description="ESR quarantines a file holding more applicants than this for one post.",
     )
 
-    def settings(self) -> ExportSettings:
+    notification_export_time_utc: str = Field(
+        default=NOTIFICATION_RUN_TIME_UTC.strftime("%H:%M"),
+        description="A notification goes in day D's DNC file if created before D at this time (HH:MM, UTC).",
+    )
+
+    def window(self) -> EligibilityWindow:
+        return EligibilityWindow(self.earliest_start_offset_days, self.latest_start_offset_weeks)
+
+    def settings(self, stream: ExportStream = APP_STREAM) -> ExportSettings:
+        if stream.limits_records_per_post:
+            return ExportSettings(eligibility=self.window(), max_records_per_post=self.max_records_per_post)
         return ExportSettings(
-            window=EligibilityWindow(self.earliest_start_offset_days, self.latest_start_offset_weeks),
-            max_records_per_post=self.max_records_per_post,
+            eligibility=CreatedBeforeExportTime(dt.time.fromisoformat(self.notification_export_time_utc)),
+            max_records_per_post=None,
         )
 
 
 def build_exporter(
     mongodb: MongoDBResource,
     export_policy: ExportPolicyResource,
+    stream: ExportStream,
     export_directory: ExportDirectoryResource | None = None,
 ) -> Exporter:
     return Exporter(
         database=mongodb.get_database(),
         directory=export_directory.directory() if export_directory is not None else None,
-        settings=export_policy.settings(),
+        settings=export_policy.settings(stream),
+        stream=stream,
     )
 
 

@@ -1,28 +1,71 @@
-"""The 13:00 UTC daily export: one run per deanery, each on its own partition."""
+"""The daily exports: APP at 13:00 UTC, DNC an hour later; one run per deanery, each on its own partition."""
 
-from dagster import DefaultScheduleStatus, RunRequest, ScheduleEvaluationContext, schedule
+from __future__ import annotations
+
+import datetime as dt
+import os
+
+from dagster import (
+    DefaultScheduleStatus,
+    RunRequest,
+    ScheduleDefinition,
+    ScheduleEvaluationContext,
+    schedule,
+)
 
 from .domain.deaneries import DEANERIES
-from .domain.window import DAILY_RUN_TIME_UTC
-from .jobs import daily_app_export_job
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC
+from .jobs import daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 
-APP_EXPORT_CRON = f"{DAILY_RUN_TIME_UTC.minute} {DAILY_RUN_TIME_UTC.hour} * * *"
+
+def daily_cron(run_time_utc: dt.time) -> str:
+    return f"{run_time_utc.minute} {run_time_utc.hour} * * *"
 
 
-@schedule(
-    job=daily_app_export_job,
-    cron_schedule=APP_EXPORT_CRON,
-    execution_timezone="UTC",
-    default_status=DefaultScheduleStatus.RUNNING,
-    description="Every day at 13:00 UTC, export each deanery's APP file for that day (one run per deanery).",
+def configured_run_time(variable: str, default: dt.time) -> dt.time:
+    """A daily run time from the environment (HH:MM, UTC), read when the code location loads."""
+    return dt.time.fromisoformat(os.environ.get(variable, default.strftime("%H:%M")))
+
+
+def build_daily_export_schedule(job_name: str, stream: ExportStream, cron_schedule: str, when: str) -> ScheduleDefinition:
+    """One run request per deanery for the tick's date, each with a run key stable per day and deanery."""
+
+    @schedule(
+        name=f"daily_{stream.name}_export_schedule",
+        job_name=job_name,
+        cron_schedule=cron_schedule,
+        execution_timezone="UTC",
+        default_status=DefaultScheduleStatus.RUNNING,
+        description=f"{when}, export each deanery's {stream.file_type} file for that day (one run per deanery).",
+    )
+    def daily_export_schedule(context: ScheduleEvaluationContext):
+        run_date = context.scheduled_execution_time.date()
+        for deanery in DEANERIES:
+            yield RunRequest(
+                # A re-evaluated tick never launches the same export twice.
+                run_key=f"{stream.name}-{run_date.isoformat()}-{deanery}",
+                partition_key=export_partition_key(run_date, deanery),
+                tags={DEANERY_TAG: deanery},
+            )
+
+    return daily_export_schedule
+
+
+# The notification export's time is also its eligibility cut-off (ExportPolicyResource reads the same
+# variable), so a notification created after a day's run goes out in the next day's file.
+NOTIFICATION_EXPORT_TIME_VARIABLE = "ESR_NOTIFICATION_EXPORT_TIME_UTC"
+NOTIFICATION_EXPORT_TIME = configured_run_time(NOTIFICATION_EXPORT_TIME_VARIABLE, NOTIFICATION_RUN_TIME_UTC)
+APP_EXPORT_CRON = daily_cron(DAILY_RUN_TIME_UTC)
+NOTIFICATION_EXPORT_CRON = daily_cron(NOTIFICATION_EXPORT_TIME)
+
+daily_app_export_schedule = build_daily_export_schedule(
+    daily_app_export_job.name, APP_STREAM, APP_EXPORT_CRON, f"Every day at {DAILY_RUN_TIME_UTC:%H:%M} UTC"
 )
-def daily_app_export_schedule(context: ScheduleEvaluationContext):
-    run_date = context.scheduled_execution_time.date()
-    for deanery in DEANERIES:
-        yield RunRequest(
-            # Stable per day and deanery: a re-evaluated tick never launches the same export twice.
-            run_key=f"app-{run_date.isoformat()}-{deanery}",
-            partition_key=export_partition_key(run_date, deanery),
-            tags={DEANERY_TAG: deanery},
-        )
+daily_notification_export_schedule = build_daily_export_schedule(
+    daily_notification_export_job.name,
+    NOTIFICATION_STREAM,
+    NOTIFICATION_EXPORT_CRON,
+    f"Every day at {NOTIFICATION_EXPORT_TIME:%H:%M} UTC (by default an hour after the APP export)",
+)

@@ -16,10 +16,10 @@ from .storage.selection import SelectedRecord
 
 COLUMNS = (
     "record_id",
-    "placement_id",
+    "reference",
     "deanery",
     "deanery_post_number",
-    "start_date",
+    "anchor_date",
     "run_date",
     "invalid_fields",
     "counter_id",
@@ -32,10 +32,10 @@ def selections_to_frame(selections: Iterable[Selection]) -> pd.DataFrame:
     rows = [
         {
             "record_id": record.record_id,
-            "placement_id": record.placement_id,
+            "reference": record.reference,
             "deanery": selection.deanery,
             "deanery_post_number": record.post_number,
-            "start_date": record.start_date,
+            "anchor_date": record.anchor_date,
             "run_date": record.run_date,
             "invalid_fields": ",".join(record.invalid_fields),
             "counter_id": selection.read_at.counter_id,
@@ -75,9 +75,9 @@ def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> d
         records = tuple(
             SelectedRecord(
                 record_id=row.record_id,
-                placement_id=None if pd.isna(row.placement_id) else int(row.placement_id),
+                reference=None if pd.isna(row.reference) else int(row.reference),
                 post_number=None if pd.isna(row.deanery_post_number) else str(row.deanery_post_number),
-                start_date=row.start_date,
+                anchor_date=row.anchor_date,
                 run_date=row.run_date,
                 invalid_fields=tuple(name for name in str(row.invalid_fields).split(",") if name),
             )

@@ -22,25 +22,43 @@ from dagster import (
 )
 
 from .alerts import AlertChannelsResource
-from .domain.stale_records import AT_RISK, OVERDUE, classify, plan_announcements
-from .jobs import daily_app_export_job
+from .domain.stale_records import (
+    AT_RISK,
+    LATE_NOTIFICATION,
+    NOTIFICATION_LATE_AFTER,
+    OVERDUE,
+    classify,
+    classify_notifications,
+    plan_announcements,
+)
+from .domain.streams import NOTIFICATION_STREAM
+from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
 from .storage.collections import ensure_indexes
-from .storage.stale_query import pending_records
+from .storage.stale_query import pending_notifications, pending_records
 
 # Read when the code location loads (no I/O): how often the sensor looks, 15 minutes unless configured.
 STALE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("ESR_STALE_SENSOR_INTERVAL_SECONDS", "900"))
 
 
+# Which job's partition a catch-up run for a finding's category re-materializes.
+_CATCH_UP_JOBS = {
+    OVERDUE: daily_app_export_job.name,
+    AT_RISK: daily_app_export_job.name,
+    LATE_NOTIFICATION: daily_notification_export_job.name,
+}
+
+
 @sensor(
-    job=daily_app_export_job,
+    jobs=list(EXPORT_JOBS),
     minimum_interval_seconds=STALE_SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Finds applicant records still TO_EXPORT that are overdue, at risk of missing ESR's window, or past "
-        "their start date; alerts the support team once (again daily while unresolved, and when cleared) and "
-        "requests catch-up runs for the partitions that would still export them."
+        "their start date, and notifications still TO_EXPORT a day after their creation; alerts the support "
+        "team once (again daily while unresolved, and when cleared) and requests catch-up runs for the "
+        "partitions that would still export them."
     ),
 )
 def stale_to_export_sensor(
@@ -51,11 +69,14 @@ def stale_to_export_sensor(
     alert_channels: AlertChannelsResource,
 ):
     now = dt.datetime.now(dt.timezone.utc)
-    window = export_policy.settings().window
+    window = export_policy.window()
     database = mongodb.get_database()
     ensure_indexes(database)
+    ensure_indexes(database, NOTIFICATION_STREAM)
     policy = stale_policy.policy(window)
     findings = classify(pending_records(database, starting_before=now.date() + window.upper), now, policy)
+    late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - NOTIFICATION_LATE_AFTER
+    findings += classify_notifications(pending_notifications(database, created_before=late_before), now)
     cursor = _load_cursor(context.cursor)
     announcements, cursor["announced"] = plan_announcements(
         findings, cursor["announced"], now, stale_policy.ui_url, policy
@@ -75,16 +96,22 @@ def stale_to_export_sensor(
     if stale_policy.catch_up_runs:
         hour = now.strftime("%Y-%m-%dT%H")
         partitions = sorted(
-            {(run_date, f.deanery) for f in findings if f.category in (OVERDUE, AT_RISK) for run_date in f.catch_up_dates}
+            {
+                (_CATCH_UP_JOBS[f.category], run_date, f.deanery)
+                for f in findings
+                if f.category in _CATCH_UP_JOBS
+                for run_date in f.catch_up_dates
+            }
         )
         run_requests = [
             RunRequest(
                 # At most one request per partition per hour, even if the cursor were lost.
-                run_key=f"catch-up-{run_date.isoformat()}-{deanery}-{hour}",
+                run_key=f"catch-up-{job}-{run_date.isoformat()}-{deanery}-{hour}",
+                job_name=job,
                 partition_key=export_partition_key(run_date, deanery),
                 tags={DEANERY_TAG: deanery, "esr/trigger": "stale-record-catch-up"},
             )
-            for run_date, deanery in partitions
+            for job, run_date, deanery in partitions
         ]
 
     serialised = json.dumps(cursor, sort_keys=True)
@@ -93,13 +120,13 @@ def stale_to_export_sensor(
     summary = (
         f"{len(findings)} stuck group(s), {len(announcements)} announcement(s), no catch-up run to request"
         if findings
-        else "No applicant record is stuck"
+        else "No applicant record or notification is stuck"
     )
     return SensorResult(skip_reason=SkipReason(summary), cursor=serialised)
 
 
 @run_failure_sensor(
-    monitored_jobs=[daily_app_export_job],
+    monitored_jobs=list(EXPORT_JOBS),
     default_status=DefaultSensorStatus.RUNNING,
     description="Announces every failed ESR export run on the alert channels, with a link to the run.",
 )

@@ -11,14 +11,14 @@ from pathlib import Path
 
 from pymongo.database import Database
 
-from esr_export_dagster.domain.app_file import parse_export_file_name
+from esr_export_dagster.domain.esr_csv import parse_export_file_name
 from esr_export_dagster.domain.records import EXPORTED
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
 from esr_export_dagster.storage.export_dir import ExportDirectory
 
 
 def file_placements(path: Path) -> list[int]:
-    return ExportDirectory(path.parent).placement_ids(path.name)
+    return ExportDirectory(path.parent).references(path.name)
 
 
 def files_on_disk(export_dir: Path, deanery: str | None = None, file_type: str = "APP") -> dict[str, Path]:

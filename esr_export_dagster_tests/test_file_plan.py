@@ -35,9 +35,9 @@ class Records:
             self._next += 1
             record = PlannedRecord(
                 record_id=f"rec-{self._next}",
-                placement_id=placement_id if placement_id is not None else self._next,
+                reference=placement_id if placement_id is not None else self._next,
                 post_number=post,
-                start_date=start or (run_date + (2 + index % 80) * DAY),
+                anchor_date=start or (run_date + (2 + index % 80) * DAY),
                 run_date=run_date,
             )
             self.by_id[record.record_id] = record
@@ -124,7 +124,7 @@ def test_file_k_takes_the_kth_block_of_each_post_earliest_start_first():
 
     files = plan_files(records.all())
 
-    by_start = lambda rs: sorted(rs, key=lambda r: (r.start_date, r.placement_id))  # noqa: E731
+    by_start = lambda rs: sorted(rs, key=lambda r: (r.anchor_date, r.reference))  # noqa: E731
     a, b = by_start(crowded), by_start(quiet)
     assert [set(records.of(f)) for f in files] == [
         set(a[:40]) | set(b[:40]),
@@ -134,8 +134,8 @@ def test_file_k_takes_the_kth_block_of_each_post_earliest_start_first():
     # No record of a later file starts before one of the same post in an earlier file.
     for earlier, later in zip(files, files[1:]):
         for post in ("POST-A", "POST-B"):
-            earlier_starts = [r.start_date for r in records.of(earlier) if r.post_number == post]
-            later_starts = [r.start_date for r in records.of(later) if r.post_number == post]
+            earlier_starts = [r.anchor_date for r in records.of(earlier) if r.post_number == post]
+            later_starts = [r.anchor_date for r in records.of(later) if r.post_number == post]
             if earlier_starts and later_starts:
                 assert max(earlier_starts) <= min(later_starts)
 
@@ -151,7 +151,7 @@ def test_lines_are_sorted_by_post_then_start_then_placement():
 
     (file,) = plan_files(records.all())
 
-    assert [(r.post_number, (r.start_date - RUN_DATE).days, r.placement_id) for r in records.of(file)] == [
+    assert [(r.post_number, (r.anchor_date - RUN_DATE).days, r.reference) for r in records.of(file)] == [
         ("POST-A", 3, 99),
         ("POST-A", 9, 5),
         ("POST-A", 9, 10),
@@ -169,7 +169,7 @@ def test_every_split_file_keeps_its_lines_in_line_order():
 
     for file in plan_files(records.all()):
         lines = records.of(file)
-        assert lines == sorted(lines, key=lambda r: (r.post_number, r.start_date, r.placement_id))
+        assert lines == sorted(lines, key=lambda r: (r.post_number, r.anchor_date, r.reference))
 
 
 def test_several_run_dates_give_their_files_in_date_order():

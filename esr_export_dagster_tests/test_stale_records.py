@@ -57,7 +57,7 @@ def test_a_finding_samples_at_most_ten_placements_earliest_first():
     records = [record(-1, placement=100 - n) for n in range(25)]
     (finding,) = classify(records, dt.datetime(2021, 7, 31, 9, tzinfo=UTC), POLICY)
     assert finding.count == 25
-    assert finding.sample_placement_ids == tuple(range(76, 86))
+    assert finding.sample_ids == tuple(range(76, 86))
 
 
 def test_announcements_say_new_worse_reminder_and_cleared_at_the_right_times():

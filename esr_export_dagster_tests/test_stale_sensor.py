@@ -95,7 +95,7 @@ def test_the_incident_is_announced_at_the_first_tick_after_the_failed_run_and_ca
         assert "Earliest start date: 2021-08-04" in eoe
         assert "http://dagster.example:3000/assets/app_export_file?view=partitions&partition=2021-07-31|EOE" in eoe
         for request in first.run_requests:
-            assert request.run_key.startswith("catch-up-2021-07-31-")
+            assert request.run_key.startswith("catch-up-daily_app_export_job-2021-07-31-")
 
         # The catch-up runs the sensor requested export everything, that same day.
         for run_date, deanery in requested(first):

@@ -2,6 +2,8 @@
 
 Each applicant record has a hard deadline: once its start date is less than the window's lower bound
 (2 days) away, no scheduled run will ever export it again and the trust has to hire the doctor by hand.
+A notification has no such deadline but must not linger: one still TO_EXPORT a day after it was
+created has missed its DNC file.
 This module decides, from ids and dates only, which records are in trouble, which partitions would still
 export them, and what the support team should be told. It has no Dagster and no I/O, so every rule is
 unit-tested with a clock the test controls.
@@ -19,8 +21,11 @@ from .window import DAILY_RUN_TIME_UTC, EligibilityWindow
 PAST_START = "past_start"
 AT_RISK = "at_risk"
 OVERDUE = "overdue"
+LATE_NOTIFICATION = "late_notification"
+NOTIFICATION_CATEGORIES = frozenset({LATE_NOTIFICATION})
 SAMPLE_SIZE = 10
 REANNOUNCE_AFTER = dt.timedelta(hours=24)
+NOTIFICATION_LATE_AFTER = dt.timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -31,16 +36,29 @@ class PendingRecord:
 
 
 @dataclass(frozen=True)
+class PendingNotification:
+    deanery: str
+    notification_id: int | None
+    created: dt.datetime
+
+
+@dataclass(frozen=True)
 class Finding:
     """One deanery's records of one category, described without personal data."""
 
     deanery: str
     category: str
     count: int
-    earliest_start: dt.date
-    sample_placement_ids: tuple[int, ...]
+    # The earliest start date (applicants) or creation date (notifications) among them.
+    earliest_date: dt.date
+    # Placement ids (applicants) or notification ids.
+    sample_ids: tuple[int, ...]
     # Partitions whose run would export these records now (none for records past their start).
     catch_up_dates: tuple[dt.date, ...]
+
+    @property
+    def is_notification(self) -> bool:
+        return self.category in NOTIFICATION_CATEGORIES
 
     @property
     def key(self) -> str:
@@ -80,9 +98,39 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
                 deanery=deanery,
                 category=category,
                 count=len(members),
-                earliest_start=members[0].start_date,
-                sample_placement_ids=tuple(r.placement_id for r in members[:SAMPLE_SIZE] if r.placement_id is not None),
+                earliest_date=members[0].start_date,
+                sample_ids=tuple(r.placement_id for r in members[:SAMPLE_SIZE] if r.placement_id is not None),
                 catch_up_dates=_catch_up_dates(category, members, today, policy.window),
+            )
+        )
+    return findings
+
+
+def classify_notifications(
+    records: Iterable[PendingNotification], now: dt.datetime, late_after: dt.timedelta = NOTIFICATION_LATE_AFTER
+) -> list[Finding]:
+    """Per deanery, the notifications still TO_EXPORT more than ``late_after`` after their creation.
+
+    Today's partition of the deanery's notification export would take them all (each was created before
+    today's cut-off), so that is the catch-up run to request.
+    """
+    now_utc = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    today = now_utc.date()
+    grouped: dict[str, list[PendingNotification]] = defaultdict(list)
+    for record in records:
+        if now_utc - record.created > late_after:
+            grouped[record.deanery].append(record)
+    findings = []
+    for deanery, members in sorted(grouped.items()):
+        members.sort(key=lambda r: (r.created, r.notification_id or 0))
+        findings.append(
+            Finding(
+                deanery=deanery,
+                category=LATE_NOTIFICATION,
+                count=len(members),
+                earliest_date=members[0].created.date(),
+                sample_ids=tuple(r.notification_id for r in members[:SAMPLE_SIZE] if r.notification_id is not None),
+                catch_up_dates=(today,),
             )
         )
     return findings
@@ -158,17 +206,27 @@ _HEADLINES = {
     PAST_START: "{count} applicant record(s) in {deanery} were never sent to ESR and the trainee has already started",
     AT_RISK: "{count} applicant record(s) in {deanery} start in under {lower} days and no scheduled export will send them",
     OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's {time} export and have not",
+    LATE_NOTIFICATION: "{count} notification(s) in {deanery} were created over a day ago and have not gone to ESR in a DNC file",
 }
 _ACTIONS = {
     PAST_START: "No export can help now: tell the trust(s) to hire by hand, then set the records' status in TIS.",
     AT_RISK: "Backfill the partition(s) below now (catch-up runs are requested automatically when enabled).",
     OVERDUE: "Check today's run of this deanery in Dagster; re-materialize today's partition if it failed.",
+    LATE_NOTIFICATION: (
+        "Check the deanery's notification export runs in Dagster; re-materialize today's partition of "
+        "notification_export_file (catch-up runs are requested automatically when enabled)."
+    ),
 }
 _PREFIX = {"new": "ESR export alert", "worse": "ESR export alert (more records)", "reminder": "ESR export reminder (still unresolved)"}
 
 
 def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> str:
-    """Plain words for the support team: counts, dates, placement ids and the action; no personal data."""
+    """Plain words for the support team: counts, dates, record ids and the action; no personal data."""
+    date_label, ids_label, asset = (
+        ("Earliest created", "Notification ids", "notification_export_file")
+        if finding.is_notification
+        else ("Earliest start date", "Placement ids", "app_export_file")
+    )
     lines = [
         f"{_PREFIX[kind]}: "
         + _HEADLINES[finding.category].format(
@@ -178,22 +236,26 @@ def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> s
             time=policy.scheduled_time_utc.strftime("%H:%M"),
         )
         + ".",
-        f"Earliest start date: {finding.earliest_start.isoformat()}.",
-        "Placement ids"
-        + (f" (first {len(finding.sample_placement_ids)} of {finding.count})" if finding.count > len(finding.sample_placement_ids) else "")
+        f"{date_label}: {finding.earliest_date.isoformat()}.",
+        ids_label
+        + (f" (first {len(finding.sample_ids)} of {finding.count})" if finding.count > len(finding.sample_ids) else "")
         + ": "
-        + (", ".join(str(p) for p in finding.sample_placement_ids) or "none recorded")
+        + (", ".join(str(p) for p in finding.sample_ids) or "none recorded")
         + ".",
         f"What to do: {_ACTIONS[finding.category]}",
     ]
     for run_date in finding.catch_up_dates:
-        lines.append(f"Partition {run_date.isoformat()}|{finding.deanery}: {partitions_link(ui_url, run_date, finding.deanery)}")
+        lines.append(
+            f"Partition {run_date.isoformat()}|{finding.deanery}: {partitions_link(ui_url, run_date, finding.deanery, asset)}"
+        )
     return "\n".join(lines)
 
 
 def describe_cleared(deanery: str, category: str) -> str:
+    if category in NOTIFICATION_CATEGORIES:
+        return f"ESR export resolved: {deanery} no longer has late notifications waiting."
     return f"ESR export resolved: {deanery} no longer has {category.replace('_', ' ')} applicant records waiting."
 
 
-def partitions_link(ui_url: str, run_date: dt.date, deanery: str) -> str:
-    return f"{ui_url.rstrip('/')}/assets/app_export_file?view=partitions&partition={run_date.isoformat()}|{deanery}"
+def partitions_link(ui_url: str, run_date: dt.date, deanery: str, asset: str = "app_export_file") -> str:
+    return f"{ui_url.rstrip('/')}/assets/{asset}?view=partitions&partition={run_date.isoformat()}|{deanery}"

@@ -1,4 +1,9 @@
-"""The eligibility window: which start dates a run for date D exports.
+"""Eligibility: which records a run for date D exports.
+
+Applicants (APP) go by their start date, within ESR's window; notifications (DNC) by their creation time,
+before the day's notification export. Both rules are judged against the partition's date, never the wall
+clock, and both answer the same two questions for the selection (``anchor_range``, ``first_run_date``).
+
 
 ESR wants applicants between 13 weeks and 2 days before they start (esr-interface.md §3). A record
 qualifies on run date D when ``D + earliest_start_offset_days <= startDate < D + latest_start_offset_weeks``:
@@ -17,6 +22,8 @@ from typing import Sequence
 # When the daily APP export runs: the incident report's 13:00 UTC (14:00 in British summer time). The
 # schedule's cron, the stale-record sensor's "overdue" rule and its alert texts all read it from here.
 DAILY_RUN_TIME_UTC = dt.time(13, 0)
+# The notification (DNC) export runs an hour after the APP export, as in production.
+NOTIFICATION_RUN_TIME_UTC = dt.time(14, 0)
 
 
 @dataclass(frozen=True)
@@ -49,6 +56,9 @@ class EligibilityWindow:
             _midnight(last_run_date + self.upper),
         )
 
+    def anchor_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime | None, dt.datetime]:
+        return self.start_date_range(first_run_date, last_run_date)
+
     def is_eligible(self, start: dt.date | dt.datetime, run_date: dt.date) -> bool:
         start_day = _as_date(start)
         return run_date + self.lower <= start_day < run_date + self.upper
@@ -75,6 +85,44 @@ class EligibilityWindow:
             f"D + {self.earliest_start_offset_days} days <= startDate < "
             f"D + {self.latest_start_offset_weeks} weeks"
         )
+
+
+@dataclass(frozen=True)
+class CreatedBeforeExportTime:
+    """A notification goes out in the first export after it was created: on run date D, everything still
+    TO_EXPORT that was created before D at the export time (14:00 UTC by default).
+
+    A backfill of a missed day D exports what D should have sent; a notification created before the first
+    day of a span goes out on that first day, as running the days one by one would have sent it.
+    """
+
+    export_time_utc: dt.time = NOTIFICATION_RUN_TIME_UTC
+
+    def cutoff(self, run_date: dt.date) -> dt.datetime:
+        return dt.datetime.combine(run_date, self.export_time_utc)
+
+    def anchor_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime | None, dt.datetime]:
+        return None, self.cutoff(last_run_date)
+
+    def is_eligible(self, created: dt.datetime, run_date: dt.date) -> bool:
+        return _naive_utc(created) < self.cutoff(run_date)
+
+    def first_run_date(self, created: dt.datetime, run_dates: Sequence[dt.date]) -> dt.date | None:
+        """The earliest of ``run_dates`` (sorted ascending) whose export time comes after ``created``."""
+        created = _naive_utc(created)
+        index = bisect.bisect_left(run_dates, created.date())
+        for run_date in run_dates[index : index + 2]:
+            if created < self.cutoff(run_date):
+                return run_date
+        return None
+
+    def describe(self) -> str:
+        return f"createdDate < D {self.export_time_utc:%H:%M} UTC"
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """MongoDB hands back naive UTC datetimes; an aware one is brought to the same footing."""
+    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _as_date(value: dt.date | dt.datetime) -> dt.date:

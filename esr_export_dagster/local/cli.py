@@ -19,9 +19,10 @@ import warnings
 from pathlib import Path
 from typing import Iterator
 
-from dagster import BetaWarning, DagsterInstance, PreviewWarning
+from dagster import BetaWarning, DagsterInstance, Definitions, PreviewWarning
 
 from ..domain.deaneries import DEANERIES
+from ..domain.streams import STREAMS, ExportStream
 from ..partitions import DEANERY_TAG, export_partition_key
 from ..storage.mongo import connect, describe_hosts, require_reachable
 from .demo_data import seed_demo_data
@@ -74,8 +75,8 @@ def _seed_if_empty(run_date: dt.date) -> None:
         database = client[os.environ["ESR_MONGODB_DATABASE"]]
         require_reachable(database, uri)
         inserted = seed_demo_data(database, run_date)
-    if inserted:
-        print(f"Seeded {inserted} demo GeneratedAppRecords into {describe_hosts(uri)}")
+    for collection, count in inserted.items():
+        print(f"Seeded {count} demo {collection} documents into {describe_hosts(uri)}")
 
 
 def run_export(run_date: dt.date) -> int:
@@ -84,33 +85,41 @@ def run_export(run_date: dt.date) -> int:
 
     with local_environment():
         _seed_if_empty(run_date)
-        job = defs.resolve_job_def("daily_app_export_job")
         instance = DagsterInstance.get()
-        failures = 0
-        print(f"\nESR APP export for {run_date.isoformat()} (files in {os.environ['ESR_EXPORT_DIR']})")
-        for deanery in DEANERIES:
-            result = job.execute_in_process(
-                partition_key=export_partition_key(run_date, deanery),
-                instance=instance,
-                tags={DEANERY_TAG: deanery},
-                # The summary line below says what the warnings would; errors still show.
-                run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
-                raise_on_error=False,
-            )
-            if not result.success:
-                failures += 1
-                print(f"  {deanery}: FAILED (run {result.run_id}; open it in `make dev` for the error)")
-                continue
-            summary = next(iter(result.output_for_node("app_export_file.write_app_export_files").values()))
-            files = summary["files_for_partition"]
-            paths = ", ".join(str(Path(os.environ["ESR_EXPORT_DIR"]) / f["name"]) for f in files) or "no file"
-            failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
-            print(
-                f"  {deanery}: {summary['exported_by_this_run']:>3} exported, "
-                f"{summary['invalid_marked_this_run']} invalid -> {paths}"
-                + (f"\n       checks failed: {', '.join(failed_checks)}" if failed_checks else "")
-            )
+        failures = sum(_run_stream(defs, instance, stream, run_date) for stream in STREAMS)
         return 1 if failures else 0
+
+
+def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStream, run_date: dt.date) -> int:
+    """Every deanery's partition of one stream's job, as the schedule launches them; returns the failures."""
+    job = defs.resolve_job_def(f"daily_{stream.name}_export_job")
+    failures = 0
+    print(f"\nESR {stream.file_type} export for {run_date.isoformat()} (files in {os.environ['ESR_EXPORT_DIR']})")
+    for deanery in DEANERIES:
+        result = job.execute_in_process(
+            partition_key=export_partition_key(run_date, deanery),
+            instance=instance,
+            tags={DEANERY_TAG: deanery},
+            # The summary line below says what the warnings would; errors still show.
+            run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            raise_on_error=False,
+        )
+        if not result.success:
+            failures += 1
+            print(f"  {deanery}: FAILED (run {result.run_id}; open it in `make dev` for the error)")
+            continue
+        node = f"{stream.name}_export_file.write_{stream.name}_export_files"
+        summary = next(iter(result.output_for_node(node).values()))
+        files = summary["files_for_partition"]
+        paths = ", ".join(str(Path(os.environ["ESR_EXPORT_DIR"]) / f["name"]) for f in files) or "no file"
+        failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
+        print(
+            f"  {deanery}: {summary['exported_by_this_run']:>3} exported, "
+            f"{summary['invalid_marked_this_run']} invalid -> {paths}"
+            + (f"\n       checks failed: {', '.join(failed_checks)}" if failed_checks else "")
+        )
+    return failures
+
 
 
 def run_dev(port: int) -> int:

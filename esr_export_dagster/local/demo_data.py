@@ -1,4 +1,4 @@
-"""Realistic, entirely fictitious GeneratedAppRecords for the demo run and the tests.
+"""Realistic, entirely fictitious GeneratedAppRecords and notifications for the demo run and the tests.
 
 The personal values are invented but shaped like real ones (QQ-prefixed NI numbers, which HMRC never
 issues; 7-digit GMC numbers; example.org e-mail addresses), so that leak tests can look for them.
@@ -14,8 +14,10 @@ from bson import ObjectId
 from pymongo.database import Database
 
 from ..domain.deaneries import DEANERIES
+from ..domain.notifications import CHANGED_DATES, CURRENT_OR_NEXT_TRAINEE, NEW_POST, WITHDRAWAL
 from ..domain.records import DELETED_BEFORE_EXPORT, EXPORTED, TO_EXPORT
-from ..storage.collections import APP_RECORDS, COUNTER
+from ..domain.window import NOTIFICATION_RUN_TIME_UTC
+from ..storage.collections import APP_RECORDS, COUNTER, NOTIFICATION_RECORDS
 
 _FIRST_NAMES = ("Amara", "Oluwaseun", "Priya", "Tomasz", "Siobhan", "Mehmet", "Eilidh", "Kwame", "Hannah", "Rhys")
 _LAST_NAMES = ("Okonkwo", "Nakamura", "Fitzgerald", "Kowalczyk", "Abernethy", "Chaudhry", "Lindqvist", "Mensah")
@@ -129,13 +131,115 @@ def demo_records(run_date: dt.date, per_deanery: int = 24, seed: int = 2021) -> 
     return records
 
 
-def seed_demo_data(database: Database, run_date: dt.date) -> int:
-    """Insert the demo records when the collection is empty; returns how many were inserted."""
-    collection = database[APP_RECORDS]
-    if collection.estimated_document_count() > 0:
-        return 0
-    records = demo_records(run_date)
-    collection.insert_many(records)
+def notification_record(
+    notification_id: int,
+    deanery: str,
+    created: dt.datetime,
+    title_code: str = CURRENT_OR_NEXT_TRAINEE,
+    *,
+    post_number: str | None = None,
+    status: str = TO_EXPORT,
+    rng: random.Random | None = None,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """One notification record as upstream writes it, with the payload of its title code."""
+    rng = rng or random.Random(notification_id)
+    post = post_number or f"{deanery}/RGT00/{notification_id % 97:03d}/ST1/{notification_id % 13:03d}"
+    rotation = created.date() + dt.timedelta(weeks=rng.randint(4, 12))
+
+    def person() -> tuple[str, str, str]:
+        return rng.choice(_FIRST_NAMES), rng.choice(_LAST_NAMES), f"{7_000_000 + rng.randint(0, 999_999):07d}"
+
+    record: dict[str, Any] = {
+        "_id": ObjectId(),
+        "notificationId": notification_id,
+        "deanery": deanery,
+        "status": status,
+        "notificationTitleCode": title_code,
+        "deaneryPostNumber": post,
+        "managingDeaneryBodyCode": post.split("/", 1)[0],
+        "createdDate": created,
+    }
+    if title_code == CURRENT_OR_NEXT_TRAINEE:
+        current, following = person(), person()
+        record.update(
+            currentTraineeFirstName=current[0],
+            currentTraineeLastName=current[1],
+            currentTraineeGmcNumber=current[2],
+            currentTraineeProjectedEndDate=(rotation - dt.timedelta(days=1)).isoformat(),
+            currentTraineeWorkingHourIndicator=rng.choice((1.0, 0.8, 0.6)),
+            currentTraineeVpdForNextPlacement="NOT KNOWN",
+            nextAppointmentProjectedStartDate=rotation.isoformat(),
+            nextAppointmentTraineeFirstName=following[0],
+            nextAppointmentTraineeLastName=following[1],
+            nextAppointmentTraineeEmailAddress=f"{following[0]}.{following[1]}.{notification_id}@example.org".lower(),
+            nextAppointmentTraineeGmcNumber=following[2],
+            nextAppointmentTraineeGrade=rng.choice(("ST1", "ST3", "CT1")),
+            nextAppointmentCurrentPlacementVpd=f"{rng.randint(1, 999):03d}",
+            postVacantAtNextRotation=False,
+        )
+    elif title_code == WITHDRAWAL:
+        withdrawn = person()
+        record.update(
+            withdrawnTraineeFirstName=withdrawn[0],
+            withdrawnTraineeLastName=withdrawn[1],
+            withdrawnTraineeGmcNumber=withdrawn[2],
+            withdrawalReason="3",
+        )
+    elif title_code == CHANGED_DATES:
+        trainee = person()
+        record.update(
+            nextAppointmentTraineeFirstName=trainee[0],
+            nextAppointmentTraineeLastName=trainee[1],
+            nextAppointmentTraineeGmcNumber=trainee[2],
+            changeOfProjectedHireDate=rotation.isoformat(),
+            changeOfProjectedEndDate=(rotation + dt.timedelta(weeks=26)).isoformat(),
+        )
+    elif title_code == NEW_POST:
+        record["postVacantAtNextRotation"] = True
+    record.update(overrides)
+    return record
+
+
+def demo_notifications(run_date: dt.date, per_deanery: int = 8, seed: int = 2021) -> list[dict[str, Any]]:
+    """A day's notifications in every deanery, of every kind, with the cases the export must handle."""
+    rng = random.Random(seed)
+    notifications: list[dict[str, Any]] = []
+    notification_ids = iter(range(900_001, 10_000_000))
+    cutoff = dt.datetime.combine(run_date, NOTIFICATION_RUN_TIME_UTC)
+
+    def add(deanery: str, created: dt.datetime, title_code: str, **kwargs: Any) -> dict[str, Any]:
+        notification_id = next(notification_ids)
+        record = notification_record(
+            notification_id, deanery, created, title_code, rng=random.Random(rng.random()), **kwargs
+        )
+        notifications.append(record)
+        return record
+
+    codes = (CURRENT_OR_NEXT_TRAINEE, CURRENT_OR_NEXT_TRAINEE, WITHDRAWAL, CHANGED_DATES, NEW_POST)
+    for deanery in DEANERIES:
+        for index in range(per_deanery):
+            add(deanery, cutoff - dt.timedelta(minutes=rng.randint(1, 20 * 60)), codes[index % len(codes)])
+        # A withdrawal without the withdrawn trainee's names: becomes INVALID_DATA.
+        add(deanery, cutoff - dt.timedelta(hours=2), WITHDRAWAL, withdrawnTraineeLastName=None)
+        # Created after today's cut-off: tomorrow's file. Already exported: never touched.
+        add(deanery, cutoff + dt.timedelta(minutes=30), NEW_POST)
+        add(deanery, cutoff - dt.timedelta(days=3), CURRENT_OR_NEXT_TRAINEE, status=EXPORTED)
+    return notifications
+
+
+def seed_demo_data(database: Database, run_date: dt.date) -> dict[str, int]:
+    """Insert the demo records and notifications into whichever collection is empty; returns the counts."""
+    inserted = {}
+    for collection, documents in (
+        (APP_RECORDS, demo_records),
+        (NOTIFICATION_RECORDS, demo_notifications),
+    ):
+        if database[collection].estimated_document_count() > 0:
+            continue
+        batch = documents(run_date)
+        database[collection].insert_many(batch)
+        inserted[collection] = len(batch)
     for counter_id, seq in LEGACY_COUNTERS.items():
         database[COUNTER].update_one({"_id": counter_id}, {"$setOnInsert": {"seq": seq}}, upsert=True)
-    return len(records)
+    return inserted

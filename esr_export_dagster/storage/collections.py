@@ -5,20 +5,25 @@ from __future__ import annotations
 from pymongo import ASCENDING
 from pymongo.database import Database
 
-APP_RECORDS = "generatedAppRecord"
+from ..domain.streams import APP_RECORDS, APP_STREAM, NOTIFICATION_RECORDS, ExportStream
+
+__all__ = ["APP_RECORDS", "NOTIFICATION_RECORDS", "COUNTER", "EXPORT_BATCH", "EXPORT_FILE", "ensure_indexes"]
+
 COUNTER = "counter"
 EXPORT_BATCH = "exportBatch"
 EXPORT_FILE = "exportFile"
 
 
-def ensure_indexes(database: Database, records_collection: str = APP_RECORDS) -> None:
+def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> None:
     """Idempotent; cheap when the indexes exist already."""
-    records = database[records_collection]
-    records.create_index([("placementId", ASCENDING)], unique=True, name="placementId_unique")
-    # The selection and the stale-record sensor both ask "TO_EXPORT in deanery X, start date in a range".
+    records = database[stream.records_collection]
     records.create_index(
-        [("deanery", ASCENDING), ("status", ASCENDING), ("startDate", ASCENDING)],
-        name="deanery_status_startDate",
+        [(stream.reference_field, ASCENDING)], unique=True, name=f"{stream.reference_field}_unique"
+    )
+    # The selection asks "TO_EXPORT in deanery X, start (or creation) date in a range".
+    records.create_index(
+        [("deanery", ASCENDING), ("status", ASCENDING), (stream.anchor_field, ASCENDING)],
+        name=f"deanery_status_{stream.anchor_field}",
     )
     # The stale-record sensor asks for the TO_EXPORT queue across deaneries every 15 minutes, over a
     # collection that is almost entirely EXPORTED.

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..domain.app_file import parse_export_file_name
+from ..domain.esr_csv import parse_export_file_name
 
 _TEMP_PREFIX = ".partial-"
 _DIRECTORY_MODE = 0o700
@@ -73,8 +73,8 @@ class ExportDirectory:
         parse_export_file_name(name)
         return (self.path / name).read_bytes()
 
-    def placement_ids(self, name: str) -> list[int]:
-        """The vacancy references (TIS placement ids, field 2) of a file's lines."""
+    def references(self, name: str) -> list[int]:
+        """The business ids in field 2 of a file's lines: placement ids (APP), notification ids (DNC)."""
         rows = csv.reader(io.StringIO(self.read(name).decode("utf-8")))
         return [int(row[1]) for row in rows if len(row) > 1 and row[1]]
 

@@ -10,20 +10,20 @@ import datetime as dt
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+from typing import Any, Hashable, Mapping, Sequence
 
 from pymongo import UpdateOne
 from pymongo.database import Database
 
-from ..domain.app_file import APP_FILE_TYPE, RenderReport, render_app_file
 from ..domain.file_plan import ESR_MAX_APPLICANTS_PER_POST, plan_files
-from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT, generation_error, invalid_mandatory_fields
+from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
+from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
-from .collections import APP_RECORDS, ensure_indexes
+from .collections import ensure_indexes
 from .export_dir import ExportDirectory
 from .ledger import Batch, BatchFile, BatchNotOpenError, CounterState, ExportLedger
 from .mongo import TransientExportError
-from .selection import SelectedRecord, select_eligible
+from .selection import Eligibility, SelectedRecord, select_eligible
 
 # How often a run re-plans after losing the race to open a batch before it hands over to the op's
 # RetryPolicy. Each lost race means another run made progress, so this bounds work, not correctness.
@@ -33,13 +33,12 @@ _BATCH_SIZE = 5000
 # A temporary file older than this belongs to a killed run, not to one still writing.
 _STALE_PARTIAL_SECONDS = 3600
 
-Renderer = Callable[[Iterable[Mapping[str, Any]]], "tuple[bytes, RenderReport]"]
-
 
 @dataclass(frozen=True)
 class ExportSettings:
-    window: EligibilityWindow = field(default_factory=EligibilityWindow)
-    max_records_per_post: int = ESR_MAX_APPLICANTS_PER_POST
+    eligibility: Eligibility = field(default_factory=EligibilityWindow)
+    # None: no per-post limit (notifications).
+    max_records_per_post: int | None = ESR_MAX_APPLICANTS_PER_POST
 
 
 @dataclass(frozen=True)
@@ -83,17 +82,15 @@ class Exporter:
     database: Database
     directory: ExportDirectory | None
     settings: ExportSettings = field(default_factory=ExportSettings)
-    file_type: str = APP_FILE_TYPE
-    records_collection: str = APP_RECORDS
-    render: Renderer = render_app_file
+    stream: ExportStream = APP_STREAM
 
     def __post_init__(self) -> None:
-        self.ledger = ExportLedger(self.database, self.file_type)
-        self.records = self.database[self.records_collection]
+        self.ledger = ExportLedger(self.database, self.stream.file_type)
+        self.records = self.database[self.stream.records_collection]
 
     def prepare(self) -> None:
         """Indexes and the export directory: checked before any number is taken."""
-        ensure_indexes(self.database, self.records_collection)
+        ensure_indexes(self.database, self.stream)
         self.export_directory.ensure_writable()
         self.export_directory.remove_stale_partials(_STALE_PARTIAL_SECONDS, time.time())
 
@@ -108,9 +105,7 @@ class Exporter:
     def select(self, deanery: str, run_dates: Sequence[dt.date]) -> Selection:
         # The counter is read first: the selection is only trusted while the counter's version is unchanged.
         read_at = self.ledger.read_counter(deanery)
-        records = select_eligible(
-            self.database, deanery, run_dates, self.settings.window, self.records_collection
-        )
+        records = select_eligible(self.database, deanery, run_dates, self.stream, self.settings.eligibility)
         return Selection(deanery, read_at, tuple(records))
 
     # -- step 2: open a batch -------------------------------------------------------------------
@@ -187,16 +182,17 @@ class Exporter:
             return {}
         marked: dict[Hashable, dt.date] = {}
         updates = []
+        anchor = self.stream.anchor_field
         for document in self.records.find({"_id": {"$in": list(suspects)}, "status": TO_EXPORT}):
-            fields = invalid_mandatory_fields(document)
+            fields = self.stream.invalid_fields(document)
             if not fields:
                 continue
             marked[document["_id"]] = suspects[document["_id"]]
             updates.append(
                 UpdateOne(
                     # Unchanged since it was checked: an upstream fix in between must win.
-                    {"_id": document["_id"], "status": TO_EXPORT, "startDate": document.get("startDate")},
-                    {"$set": {"status": INVALID_DATA, "generationError": generation_error(fields)}},
+                    {"_id": document["_id"], "status": TO_EXPORT, anchor: document.get(anchor)},
+                    {"$set": {"status": INVALID_DATA, "generationError": self.stream.generation_error(fields)}},
                 )
             )
         if updates:
@@ -214,7 +210,7 @@ class Exporter:
             for record_id in file.record_ids
             if record_id in documents and _belongs_to(documents[record_id], file.name)
         ]
-        content, report = self.render(lines)
+        content, report = self.stream.render_file(lines)
         written = self.export_directory.write_atomically(file.name, content)
         line_ids = [document["_id"] for document in lines]
         if line_ids:

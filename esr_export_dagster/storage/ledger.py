@@ -27,7 +27,7 @@ from typing import Any, Hashable, Mapping, Sequence
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from ..domain.app_file import export_file_name
+from ..domain.esr_csv import export_file_name
 from ..domain.file_plan import PlannedFile
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 

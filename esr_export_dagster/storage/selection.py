@@ -1,4 +1,4 @@
-"""Finding the records a deanery's export should take for a span of run dates.
+"""Finding the records a deanery's export (APP or DNC) should take for a span of run dates.
 
 Records are read whole (on the local stand-in a projection costs more than it saves), their mandatory
 values are looked at to decide validity, and only ids and scheduling fields leave this module: the
@@ -9,23 +9,33 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Any, Hashable, Sequence
+from typing import Any, Hashable, Protocol, Sequence
 
 from pymongo.database import Database
 
 from ..domain.deaneries import require_deanery
 from ..domain.file_plan import PlannedRecord
-from ..domain.records import TO_EXPORT, field_value, invalid_mandatory_fields
-from ..domain.window import EligibilityWindow
-from .collections import APP_RECORDS
+from ..domain.records import TO_EXPORT, field_value
+from ..domain.streams import ExportStream
+
+
+class Eligibility(Protocol):
+    """``EligibilityWindow`` (applicants, by start date) or ``CreatedBeforeExportTime`` (notifications)."""
+
+    def anchor_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime | None, dt.datetime]: ...
+
+    def first_run_date(self, anchor: dt.datetime, run_dates: Sequence[dt.date]) -> dt.date | None: ...
+
+    def describe(self) -> str: ...
 
 
 @dataclass(frozen=True)
 class SelectedRecord:
     record_id: Hashable
-    placement_id: int | None
+    # placementId or notificationId; the start or creation date (see ``PlannedRecord``).
+    reference: int | None
     post_number: str | None
-    start_date: dt.date
+    anchor_date: dt.date
     run_date: dt.date
     invalid_fields: tuple[str, ...]
 
@@ -34,13 +44,13 @@ class SelectedRecord:
         return not self.invalid_fields
 
     def planned(self) -> PlannedRecord:
-        if not self.is_valid or self.placement_id is None or self.post_number is None:
+        if not self.is_valid or self.reference is None or self.post_number is None:
             raise ValueError(f"Record {self.record_id} is not valid for export")
         return PlannedRecord(
             record_id=self.record_id,
-            placement_id=self.placement_id,
+            reference=self.reference,
             post_number=self.post_number,
-            start_date=self.start_date,
+            anchor_date=self.anchor_date,
             run_date=self.run_date,
         )
 
@@ -49,39 +59,42 @@ def select_eligible(
     database: Database,
     deanery: str,
     run_dates: Sequence[dt.date],
-    window: EligibilityWindow,
-    records_collection: str = APP_RECORDS,
+    stream: ExportStream,
+    eligibility: Eligibility,
 ) -> list[SelectedRecord]:
     """``TO_EXPORT`` records of ``deanery`` eligible on at least one of ``run_dates``.
 
-    Each record is assigned to the first of those dates whose window holds it, which is what running
+    Each record is assigned to the first of those dates on which it is eligible, which is what running
     the dates one by one, in order, would have exported it on.
     """
     require_deanery(deanery)
     if not run_dates:
         return []
     dates = sorted(set(run_dates))
-    start_from, start_to = window.start_date_range(dates[0], dates[-1])
-    cursor = database[records_collection].find(
-        {"deanery": deanery, "status": TO_EXPORT, "startDate": {"$gte": start_from, "$lt": start_to}}
+    anchor_from, anchor_to = eligibility.anchor_range(dates[0], dates[-1])
+    anchor_range: dict[str, dt.datetime] = {"$lt": anchor_to}
+    if anchor_from is not None:
+        anchor_range["$gte"] = anchor_from
+    cursor = database[stream.records_collection].find(
+        {"deanery": deanery, "status": TO_EXPORT, stream.anchor_field: anchor_range}
     ).batch_size(5000)
     selected = []
     for document in cursor:
-        start = document["startDate"]
-        run_date = window.first_run_date(start, dates)
+        anchor = document[stream.anchor_field]
+        run_date = eligibility.first_run_date(anchor, dates)
         if run_date is None:
             continue
         selected.append(
             SelectedRecord(
                 record_id=document["_id"],
-                placement_id=_int_or_none(field_value(document, "placementId")),
+                reference=_int_or_none(field_value(document, stream.reference_field)),
                 post_number=_str_or_none(field_value(document, "deaneryPostNumber")),
-                start_date=start.date(),
+                anchor_date=anchor.date(),
                 run_date=run_date,
-                invalid_fields=tuple(invalid_mandatory_fields(document)),
+                invalid_fields=tuple(stream.invalid_fields(document)),
             )
         )
-    selected.sort(key=lambda r: (r.run_date, r.post_number or "", r.start_date, r.placement_id or 0, str(r.record_id)))
+    selected.sort(key=lambda r: (r.run_date, r.post_number or "", r.anchor_date, r.reference or 0, str(r.record_id)))
     return selected
 
 

@@ -1,4 +1,5 @@
-"""The records the stale-record sensor and the asset checks look at: TO_EXPORT, by start date."""
+"""The records the stale-record sensor and the asset checks look at: TO_EXPORT applicants by start date,
+TO_EXPORT notifications by creation time."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Iterator
 from pymongo.database import Database
 
 from ..domain.records import TO_EXPORT
-from ..domain.stale_records import PendingRecord
-from .collections import APP_RECORDS
+from ..domain.stale_records import PendingNotification, PendingRecord
+from .collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 
 def pending_records(
@@ -37,4 +38,23 @@ def pending_records(
             deanery=document.get("deanery") or "?",
             placement_id=placement if isinstance(placement, int) else None,
             start_date=start.date(),
+        )
+
+
+def pending_notifications(database: Database, created_before: dt.datetime) -> Iterator[PendingNotification]:
+    """``TO_EXPORT`` notifications created before a (naive UTC) time: ids, deanery and creation time only.
+
+    Like ``pending_records``, an equality on ``status`` alone, with the times compared here.
+    """
+    for document in database[NOTIFICATION_RECORDS].find(
+        {"status": TO_EXPORT}, {"deanery": 1, "notificationId": 1, "createdDate": 1}
+    ):
+        created = document.get("createdDate")
+        if not isinstance(created, dt.datetime) or created >= created_before:
+            continue
+        notification = document.get("notificationId")
+        yield PendingNotification(
+            deanery=document.get("deanery") or "?",
+            notification_id=notification if isinstance(notification, int) else None,
+            created=created,
         )

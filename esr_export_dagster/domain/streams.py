@@ -1,0 +1,71 @@
+"""The two daily streams TIS sends ESR per deanery, described once so one export machinery runs both.
+
+APP files carry new applicants, DNC files notifications of change (esr-interface.md §4.1). They differ in
+where their records live, what makes a record eligible and valid, and how a line is written; everything
+else (partitions, the per-deanery counter and batch protocol, retries, files, checks, alerts) is shared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from .app_file import APP_FILE_TYPE, render_app_file
+from .esr_csv import RenderReport
+from .notification_file import DNC_FILE_TYPE, render_notification_file
+from .notifications import invalid_notification_fields, notification_generation_error
+from .records import generation_error, invalid_mandatory_fields
+
+APP_RECORDS = "generatedAppRecord"
+NOTIFICATION_RECORDS = "notificationRecord"
+
+
+@dataclass(frozen=True)
+class ExportStream:
+    file_type: str
+    # Prefix of the stream's asset, job and schedule names ("app" -> app_export_file).
+    name: str
+    # What one record is, in plain words for logs and alerts.
+    record_noun: str
+    records_collection: str
+    # The record's business id: unique, safe to log, and the second field of every line of its file.
+    reference_field: str
+    # The date eligibility is judged from.
+    anchor_field: str
+    invalid_fields: Callable[[Mapping[str, Any]], list[str]]
+    generation_error: Callable[[list[str]], str]
+    render_file: Callable[[Iterable[Mapping[str, Any]]], "tuple[bytes, RenderReport]"]
+    # ESR quarantines an APP file with too many applicants for one post; notifications have no such limit.
+    limits_records_per_post: bool
+
+    def counter_id(self, deanery: str) -> str:
+        return f"{self.file_type}_{deanery}"
+
+
+APP_STREAM = ExportStream(
+    file_type=APP_FILE_TYPE,
+    name="app",
+    record_noun="applicant record",
+    records_collection=APP_RECORDS,
+    reference_field="placementId",
+    anchor_field="startDate",
+    invalid_fields=invalid_mandatory_fields,
+    generation_error=generation_error,
+    render_file=render_app_file,
+    limits_records_per_post=True,
+)
+
+NOTIFICATION_STREAM = ExportStream(
+    file_type=DNC_FILE_TYPE,
+    name="notification",
+    record_noun="notification",
+    records_collection=NOTIFICATION_RECORDS,
+    reference_field="notificationId",
+    anchor_field="createdDate",
+    invalid_fields=invalid_notification_fields,
+    generation_error=notification_generation_error,
+    render_file=render_notification_file,
+    limits_records_per_post=False,
+)
+
+STREAMS: tuple[ExportStream, ...] = (APP_STREAM, NOTIFICATION_STREAM)
