@@ -17,11 +17,15 @@ import pytest
 from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.database import Database
 
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.domain.esr_csv import export_file_name
+from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
+from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
 from esr_export_dagster.io_managers import ExportIOManager
-from esr_export_dagster.local.demo_data import applicant_record
+from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.alerts import AlertChannelsResource
@@ -31,7 +35,7 @@ from esr_export_dagster.resources import (
     MongoDBResource,
     StaleRecordPolicyResource,
 )
-from esr_export_dagster.storage.collections import APP_RECORDS
+from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from .wire_proxy import MongoFaultProxy
 
@@ -87,6 +91,9 @@ class ExportHarness:
     )
     alert_channels: AlertChannelsResource = field(default_factory=AlertChannelsResource)
     placement_ids: Iterator[int] = field(default_factory=lambda: iter(range(500_000, 10_000_000)))
+    # The stream the stream-neutral helpers (run, add_due, break_record, ...) work on.
+    stream: ExportStream = APP_STREAM
+    notification_ids: Iterator[int] = field(default_factory=lambda: iter(range(800_000, 10_000_000)))
 
     def resources(self, uri: str | None = None, export_dir: Path | None = None) -> dict[str, Any]:
         return {
@@ -104,7 +111,7 @@ class ExportHarness:
     def run(
         self, run_date: dt.date, deanery: str, *, uri: str | None = None, export_dir: Path | None = None
     ) -> ExecuteInProcessResult:
-        job = self.definitions(uri, export_dir).resolve_job_def("daily_app_export_job")
+        job = self.definitions(uri, export_dir).resolve_job_def(self.job_name)
         return job.execute_in_process(
             partition_key=export_partition_key(run_date, deanery),
             instance=self.instance,
@@ -115,7 +122,7 @@ class ExportHarness:
 
     def run_range(self, first: dt.date, last: dt.date, first_deanery: str, last_deanery: str) -> ExecuteInProcessResult:
         """One run over the rectangle of dates × deaneries, as a single-run backfill launches it."""
-        job = self.definitions().resolve_job_def("daily_app_export_job")
+        job = self.definitions().resolve_job_def(self.job_name)
         return job.execute_in_process(
             instance=self.instance,
             tags={
@@ -129,12 +136,62 @@ class ExportHarness:
     def run_ok(self, run_date: dt.date, deanery: str, **kwargs: Any) -> dict[str, Any]:
         result = self.run(run_date, deanery, **kwargs)
         assert result.success, failure_message(result)
-        return summary_of(result)
+        return self.summary_of(result)
+
+    @property
+    def job_name(self) -> str:
+        return f"daily_{self.stream.name}_export_job"
+
+    @property
+    def write_node(self) -> str:
+        return f"{self.stream.name}_export_file.write_{self.stream.name}_export_files"
+
+    @property
+    def records(self) -> Collection:
+        return self.database[self.stream.records_collection]
+
+    def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
+        (summary,) = result.output_for_node(self.write_node).values()
+        return summary
 
     def add(self, deanery: str, start: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+        """Applicant records starting on ``start`` (APP-only tests)."""
         records = [applicant_record(next(self.placement_ids), deanery, start, **kwargs) for _ in range(count)]
         self.database[APP_RECORDS].insert_many(records)
         return records
+
+    def add_notifications(self, deanery: str, created: dt.datetime, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+        """Notifications created at ``created`` (naive UTC); title code and payload by keyword."""
+        records = [notification_record(next(self.notification_ids), deanery, created, **kwargs) for _ in range(count)]
+        self.database[NOTIFICATION_RECORDS].insert_many(records)
+        return records
+
+    # -- stream-neutral helpers: the same invariant test runs for APP and DNC -------------------------
+
+    def add_due(self, deanery: str, run_date: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+        """Records of this stream that ``run_date`` is the first day to export."""
+        if self.stream is APP_STREAM:
+            return self.add(deanery, run_date + dt.timedelta(weeks=13, days=-1), count, **kwargs)
+        created = dt.datetime.combine(run_date - dt.timedelta(days=1), NOTIFICATION_RUN_TIME_UTC) + dt.timedelta(hours=1)
+        return self.add_notifications(deanery, created, count, **kwargs)
+
+    def add_not_yet_due(self, deanery: str, run_date: dt.date) -> list[dict[str, Any]]:
+        """A record just outside ``run_date``'s eligibility: the next day's."""
+        if self.stream is APP_STREAM:
+            return self.add(deanery, run_date + dt.timedelta(weeks=13))
+        return self.add_notifications(deanery, dt.datetime.combine(run_date, NOTIFICATION_RUN_TIME_UTC))
+
+    def break_record(self, record: dict[str, Any]) -> list[str]:
+        """Remove mandatory values from a stored record; returns the field names the export must report."""
+        fields = ["applicant.dob"] if self.stream is APP_STREAM else ["nextAppointmentTraineeLastName"]
+        self.records.update_one({"_id": record["_id"]}, {"$unset": {name: "" for name in fields}})
+        return fields
+
+    def reference(self, record: dict[str, Any]) -> int:
+        return record[self.stream.reference_field]
+
+    def file_name(self, deanery: str, run_date: dt.date, sequence: int) -> str:
+        return export_file_name(deanery, self.stream.file_type, run_date, sequence)
 
     def subprocess_env(self, uri: str | None = None) -> dict[str, str]:
         env = {key: value for key, value in os.environ.items() if not key.startswith("ESR_")}
@@ -149,18 +206,20 @@ class ExportHarness:
     def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:
         """The job in a separate process, as a run worker would execute it."""
         return subprocess.Popen(
-            [sys.executable, "-m", "esr_export_dagster_tests.partition_runner", run_date.isoformat(), deanery],
+            [
+                sys.executable,
+                "-m",
+                "esr_export_dagster_tests.partition_runner",
+                run_date.isoformat(),
+                deanery,
+                self.stream.name,
+            ],
             env=self.subprocess_env(uri),
             cwd=PROJECT_ROOT,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-
-
-def summary_of(result: ExecuteInProcessResult) -> dict[str, Any]:
-    (summary,) = result.output_for_node("app_export_file.write_app_export_files").values()
-    return summary
 
 
 def failure_message(result: ExecuteInProcessResult) -> str:
@@ -175,11 +234,20 @@ def failure_message(result: ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture
-def harness(mongo_uri: str, database: Database, tmp_path: Path) -> Iterator[ExportHarness]:
+def harness(request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path) -> Iterator[ExportHarness]:
+    """The APP export's harness; ``each_stream`` parametrises a test over both streams."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
+    stream = getattr(request, "param", APP_STREAM)
     with instance_for_test(temp_dir=str(dagster_home)) as instance:
-        yield ExportHarness(uri=mongo_uri, database=database, export_dir=tmp_path / "export", instance=instance)
+        yield ExportHarness(
+            uri=mongo_uri, database=database, export_dir=tmp_path / "export", instance=instance, stream=stream
+        )
+
+
+# The invariant tests that guard both exports: ``@each_stream`` runs a test once with an APP harness and
+# once with a DNC harness, on the same machinery and fixtures.
+each_stream = pytest.mark.parametrize("harness", STREAMS, indirect=True, ids=[s.file_type for s in STREAMS])
 
 
 def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -> list[dict[str, Any]]:

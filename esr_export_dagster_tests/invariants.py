@@ -13,11 +13,13 @@ from pymongo.database import Database
 
 from esr_export_dagster.domain.esr_csv import parse_export_file_name
 from esr_export_dagster.domain.records import EXPORTED
-from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
+from esr_export_dagster.domain.streams import APP_STREAM, ExportStream
+from esr_export_dagster.storage.collections import COUNTER, EXPORT_FILE
 from esr_export_dagster.storage.export_dir import ExportDirectory
 
 
 def file_placements(path: Path) -> list[int]:
+    """The business ids on a file's lines: placement ids (APP) or notification ids (DNC)."""
     return ExportDirectory(path.parent).references(path.name)
 
 
@@ -30,9 +32,16 @@ def files_on_disk(export_dir: Path, deanery: str | None = None, file_type: str =
     return found
 
 
-def assert_export_invariants(database: Database, export_dir: Path, file_type: str = "APP", first_sequence: dict[str, int] | None = None) -> None:
-    """Exactly once and gap-free, per deanery, across everything exported so far."""
+def assert_export_invariants(
+    database: Database,
+    export_dir: Path,
+    stream: ExportStream = APP_STREAM,
+    first_sequence: dict[str, int] | None = None,
+) -> None:
+    """Exactly once and gap-free, per deanery, across everything one stream exported so far."""
     first_sequence = first_sequence or {}
+    file_type = stream.file_type
+    reference = stream.reference_field
     files = files_on_disk(export_dir, file_type=file_type)
     placements_by_file = {name: file_placements(path) for name, path in files.items()}
 
@@ -45,8 +54,10 @@ def assert_export_invariants(database: Database, export_dir: Path, file_type: st
 
     # Every EXPORTED record names the one file whose line holds it, and every line is such a record.
     exported = {
-        doc["placementId"]: doc["exportedFileName"]
-        for doc in database[APP_RECORDS].find({"status": EXPORTED, "exportedFileName": {"$exists": True}}, {"placementId": 1, "exportedFileName": 1})
+        doc[reference]: doc["exportedFileName"]
+        for doc in database[stream.records_collection].find(
+            {"status": EXPORTED, "exportedFileName": {"$exists": True}}, {reference: 1, "exportedFileName": 1}
+        )
     }
     for placement, name in exported.items():
         assert name in placements_by_file, f"placement {placement} is marked with {name}, which does not exist"
@@ -64,7 +75,7 @@ def assert_export_invariants(database: Database, export_dir: Path, file_type: st
         numbers.sort()
         start = first_sequence.get(deanery, numbers[0])
         assert numbers == list(range(start, start + len(numbers))), f"{deanery} sequence numbers {numbers}"
-        counter = database[COUNTER].find_one({"_id": f"{file_type}_{deanery}"})
+        counter = database[COUNTER].find_one({"_id": stream.counter_id(deanery)})
         assert counter is not None and counter["seq"] == numbers[-1], f"{deanery} counter {counter} vs {numbers}"
         assert counter.get("openBatch") is None, f"{deanery} still has an open batch"
         ledger = sorted(

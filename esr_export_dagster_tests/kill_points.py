@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from esr_export_dagster.domain.streams import STREAMS
+
 from .wire_proxy import Command, writes_to
 
 _counter_write = writes_to("counter")
+_records_writes = [writes_to(stream.records_collection) for stream in STREAMS]
 
 
 def _updates(command: Command) -> list[tuple[dict, dict]]:
@@ -32,7 +35,7 @@ def starts_file(command: Command) -> bool:
 
 
 def marks_exported(command: Command) -> bool:
-    return writes_to("generatedAppRecord")(command) and any(
+    return any(write(command) for write in _records_writes) and any(
         u.get("$set", {}).get("status") == "EXPORTED" for _, u in _updates(command)
     )
 

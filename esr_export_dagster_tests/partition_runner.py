@@ -1,6 +1,6 @@
 """Runs one partition of the export job in its own process (as a run worker does), for fault tests.
 
-Usage: python -m esr_export_dagster_tests.partition_runner YYYY-MM-DD DEANERY
+Usage: python -m esr_export_dagster_tests.partition_runner YYYY-MM-DD DEANERY [app|notification]
 Configuration comes from ESR_MONGODB_URI, ESR_MONGODB_DATABASE and ESR_EXPORT_DIR, like production.
 Prints the partition's summary as JSON on its last line.
 """
@@ -17,8 +17,8 @@ from esr_export_dagster.definitions import defs
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 
 
-def main(run_date: str, deanery: str) -> int:
-    job = defs.resolve_job_def("daily_app_export_job")
+def main(run_date: str, deanery: str, stream: str = "app") -> int:
+    job = defs.resolve_job_def(f"daily_{stream}_export_job")
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(
             partition_key=export_partition_key(dt.date.fromisoformat(run_date), deanery),
@@ -29,7 +29,7 @@ def main(run_date: str, deanery: str) -> int:
         )
         if not result.success:
             return 1
-        (summary,) = result.output_for_node("app_export_file.write_app_export_files").values()
+        (summary,) = result.output_for_node(f"{stream}_export_file.write_{stream}_export_files").values()
     print(json.dumps(summary, default=str))
     return 0
 

@@ -1,4 +1,6 @@
-"""The daily APP export end to end, through the real Dagster job, against a real MongoDB wire server."""
+"""What only the APP export does, end to end, through the real Dagster job, against a real MongoDB wire server:
+ESR's start-date window and the 40-per-post split. The invariants it shares with the DNC export are in
+test_export_invariants.py."""
 
 from __future__ import annotations
 
@@ -7,95 +9,13 @@ import datetime as dt
 import pytest
 
 from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA
-from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
+from esr_export_dagster.storage.collections import APP_RECORDS
 
-from .invariants import assert_export_invariants, file_placements, files_on_disk
+from .invariants import assert_export_invariants, file_placements
 
 pytestmark = pytest.mark.integration
 
 RUN_DATE = dt.date(2021, 7, 31)
-
-
-def test_eligible_records_are_exported_once_into_a_numbered_file(harness):
-    records = harness.add("EOE", RUN_DATE + dt.timedelta(days=4), count=5)
-
-    summary = harness.run_ok(RUN_DATE, "EOE")
-
-    name = "DE_EOE_APP_20210731_00000001.DAT"
-    assert summary["files_written_by_this_run"] == [name]
-    assert summary["exported_by_this_run"] == 5
-    assert sorted(file_placements(harness.export_dir / name)) == sorted(r["placementId"] for r in records)
-    for document in harness.database[APP_RECORDS].find():
-        assert document["status"] == EXPORTED
-        assert document["exportedFileName"] == name
-        assert isinstance(document["exportedAt"], dt.datetime)
-    assert_export_invariants(harness.database, harness.export_dir)
-
-
-def test_a_legacy_counter_continues_its_numbering(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "seq": 2765})
-    harness.add("MER", RUN_DATE + dt.timedelta(days=10), count=2)
-
-    summary = harness.run_ok(RUN_DATE, "MER")
-
-    assert summary["files_written_by_this_run"] == ["DE_MER_APP_20210731_00002766.DAT"]
-    assert harness.database[COUNTER].find_one({"_id": "APP_MER"})["seq"] == 2766
-
-
-def test_nothing_eligible_writes_no_file_and_takes_no_number(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_WES", "seq": 41})
-    harness.add("WES", RUN_DATE + dt.timedelta(weeks=14))  # not yet in the window
-
-    result = harness.run(RUN_DATE, "WES")
-
-    assert result.success
-    assert files_on_disk(harness.export_dir) == {}
-    assert harness.database[COUNTER].find_one({"_id": "APP_WES"})["seq"] == 41
-    materialization = result.asset_materializations_for_node("app_export_file.write_app_export_files")[0]
-    assert "No eligible records" in materialization.metadata["outcome"].value
-
-
-def test_materializing_a_partition_again_exports_nothing_twice(harness):
-    harness.add("LDN", RUN_DATE + dt.timedelta(days=3), count=3)
-    harness.run_ok(RUN_DATE, "LDN")
-
-    again = harness.run_ok(RUN_DATE, "LDN")
-
-    assert again["exported_by_this_run"] == 0
-    assert again["files_written_by_this_run"] == []
-    assert [f["name"] for f in again["files_for_partition"]] == ["DE_LDN_APP_20210731_00000001.DAT"]
-    assert len(files_on_disk(harness.export_dir)) == 1
-    assert_export_invariants(harness.database, harness.export_dir)
-
-
-def test_records_arriving_after_a_run_go_out_in_the_next_file(harness):
-    harness.add("OXF", RUN_DATE + dt.timedelta(days=5), count=2)
-    harness.run_ok(RUN_DATE, "OXF")
-    late = harness.add("OXF", RUN_DATE + dt.timedelta(days=5))
-
-    summary = harness.run_ok(RUN_DATE, "OXF")
-
-    assert summary["files_written_by_this_run"] == ["DE_OXF_APP_20210731_00000002.DAT"]
-    assert file_placements(harness.export_dir / "DE_OXF_APP_20210731_00000002.DAT") == [late[0]["placementId"]]
-    assert_export_invariants(harness.database, harness.export_dir)
-
-
-def test_a_record_missing_mandatory_fields_becomes_invalid_and_the_rest_goes_out(harness):
-    good = harness.add("NWN", RUN_DATE + dt.timedelta(days=6), count=3)
-    (broken,) = harness.add("NWN", RUN_DATE + dt.timedelta(days=6), positionNumber=None)
-    harness.database[APP_RECORDS].update_one({"_id": broken["_id"]}, {"$unset": {"applicant.dob": ""}})
-
-    summary = harness.run_ok(RUN_DATE, "NWN")
-
-    document = harness.database[APP_RECORDS].find_one({"_id": broken["_id"]})
-    assert document["status"] == INVALID_DATA
-    assert document["generationError"] == (
-        "Missing or invalid mandatory fields for the ESR APP file: applicant.dob, positionNumber"
-    )
-    assert "exportedFileName" not in document
-    assert summary["invalid_marked_this_run"] == 1
-    (name,) = summary["files_written_by_this_run"]
-    assert sorted(file_placements(harness.export_dir / name)) == sorted(r["placementId"] for r in good)
 
 
 def test_records_that_are_not_eligible_are_never_changed(harness):

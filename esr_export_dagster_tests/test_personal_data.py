@@ -13,10 +13,12 @@ import pytest
 from dagster import serialize_value
 
 from esr_export_dagster.domain.deaneries import DEANERIES
-from esr_export_dagster.local.demo_data import demo_records
-from esr_export_dagster.storage.collections import APP_RECORDS
+from esr_export_dagster.domain.streams import APP_STREAM
+from esr_export_dagster.local.demo_data import demo_notifications, demo_records
 
-pytestmark = pytest.mark.integration
+from .conftest import each_stream
+
+pytestmark = [pytest.mark.integration, each_stream]
 
 RUN_DATE = dt.date(2021, 7, 31)
 PERSONAL_FIELDS = (
@@ -24,6 +26,19 @@ PERSONAL_FIELDS = (
     "mobileTel", "ukNino", "nationalTrainingNumber", "contactLastName", "contactFirstName",
     "contactHomePhone",
 )
+
+
+NOTIFICATION_PERSONAL_FIELDS = tuple(
+    f"{who}{what}"
+    for who in ("currentTrainee", "nextAppointmentTrainee", "withdrawnTrainee")
+    for what in ("FirstName", "LastName", "GmcNumber", "EmailAddress")
+)
+
+
+def notification_personal_values(records: Iterable[dict[str, Any]]) -> set[str]:
+    return {
+        str(record[f]) for record in records for f in NOTIFICATION_PERSONAL_FIELDS if len(str(record.get(f) or "")) >= 4
+    }
 
 
 def personal_values(records: Iterable[dict[str, Any]]) -> set[str]:
@@ -39,10 +54,14 @@ def personal_values(records: Iterable[dict[str, Any]]) -> set[str]:
 
 
 def test_a_full_days_export_leaks_no_personal_value(harness, caplog, capfd):
-    records = demo_records(RUN_DATE)
-    harness.database[APP_RECORDS].insert_many(records)
-    secrets = personal_values(records)
-    assert len(secrets) > 500
+    if harness.stream is APP_STREAM:
+        records = demo_records(RUN_DATE)
+        secrets = personal_values(records)
+    else:
+        records = demo_notifications(RUN_DATE)
+        secrets = notification_personal_values(records)
+    harness.records.insert_many(records)
+    assert len(secrets) > 200
 
     caplog.set_level(logging.DEBUG)
     results = [harness.run(RUN_DATE, deanery) for deanery in DEANERIES]
@@ -53,7 +72,7 @@ def test_a_full_days_export_leaks_no_personal_value(harness, caplog, capfd):
     event_log = [serialize_value(entry) for r in results for entry in harness.instance.all_logs(r.run_id)]
     captured = capfd.readouterr()
     stored_selections = _stored_selections(harness)
-    outputs = [serialize_value(r.output_for_node("app_export_file.write_app_export_files")) for r in results]
+    outputs = [serialize_value(r.output_for_node(harness.write_node)) for r in results]
     haystacks = {
         "dagster event log": "\n".join(event_log),
         "python logging": "\n".join(record.getMessage() for record in caplog.records),
@@ -73,5 +92,5 @@ def _appears(secret: str, text: str) -> bool:
 
 
 def _stored_selections(harness) -> list[str]:
-    root = Path(harness.instance.storage_directory()) / "app_record_selection"
+    root = Path(harness.instance.storage_directory()) / f"{harness.stream.name}_record_selection"
     return [pickle.loads(path.read_bytes()).to_csv() for path in root.rglob("*") if path.is_file()]

@@ -12,12 +12,13 @@ from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.sensors import export_run_failure_alert
 
 from .alert_servers import RecordingServer
+from .conftest import each_stream
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, each_stream]
 
 
 def test_a_failed_run_is_announced_with_a_link_and_no_stack_trace(harness, tmp_path):
-    (record,) = harness.add("NTH", dt.date(2021, 8, 4))
+    (record,) = harness.add_due("NTH", dt.date(2021, 7, 31))
     blocker = tmp_path / "file-in-the-way"
     blocker.write_text("")
     result = harness.run(dt.date(2021, 7, 31), "NTH", export_dir=blocker / "export")
@@ -41,8 +42,10 @@ def test_a_failed_run_is_announced_with_a_link_and_no_stack_trace(harness, tmp_p
             export_run_failure_alert(context.for_run_failure())
 
     (text,) = teams.received
-    assert "ESR export run failed: job daily_app_export_job, partition 2021-07-31|NTH." in text
-    assert "app_export_file.open_app_export_batches: Failure" in text
+    name = harness.stream.name
+    assert f"ESR export run failed: job daily_{name}_export_job, partition 2021-07-31|NTH." in text
+    assert f"{name}_export_file.open_{name}_export_batches: Failure" in text
     assert f"http://dagster.example:3000/runs/{result.run_id}" in text
     assert "Traceback" not in text
-    assert record["applicant"]["lastName"] not in text
+    personal = record["applicant"]["lastName"] if "applicant" in record else record["nextAppointmentTraineeLastName"]
+    assert personal not in text

@@ -1,4 +1,4 @@
-"""The eligibility window on its own: which start dates a run for date D exports (no MongoDB, no Dagster)."""
+"""Eligibility on its own: which start dates (APP) and creation times (DNC) a run for date D exports (no MongoDB, no Dagster)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from esr_export_dagster.domain.window import EligibilityWindow
+from esr_export_dagster.domain.window import CreatedBeforeExportTime, EligibilityWindow
 
 RUN_DATE = dt.date(2021, 7, 31)
 DAY = dt.timedelta(days=1)
@@ -211,3 +211,40 @@ def test_a_window_one_day_wide_is_allowed():
 def test_the_window_describes_itself():
     assert WINDOW.describe() == "D + 2 days <= startDate < D + 13 weeks"
     assert EligibilityWindow(0, 4).describe() == "D + 0 days <= startDate < D + 4 weeks"
+
+
+# --- notifications: created before the day's export time ------------------------------------------------
+
+CUTOFF = CreatedBeforeExportTime()
+
+
+def test_a_notification_goes_in_the_file_of_the_first_export_after_its_creation():
+    run_dates = [RUN_DATE + n * DAY for n in range(5)]
+
+    assert CUTOFF.first_run_date(dt.datetime.combine(RUN_DATE, dt.time(13, 59, 59)), run_dates) == RUN_DATE
+    assert CUTOFF.first_run_date(dt.datetime.combine(RUN_DATE, dt.time(14, 0)), run_dates) == RUN_DATE + DAY
+    assert CUTOFF.first_run_date(dt.datetime.combine(RUN_DATE - 9 * DAY, dt.time(8)), run_dates) == RUN_DATE
+    assert CUTOFF.first_run_date(dt.datetime.combine(RUN_DATE + 4 * DAY, dt.time(15)), run_dates) is None
+
+
+def test_notification_first_run_date_agrees_with_running_the_days_one_by_one():
+    run_dates = [RUN_DATE + n * DAY for n in (0, 1, 3, 4, 9)]
+    for hours in range(-48, 12 * 24, 5):
+        created = dt.datetime.combine(RUN_DATE, dt.time.min) + dt.timedelta(hours=hours, minutes=17)
+        one_by_one = next((day for day in run_dates if CUTOFF.is_eligible(created, day)), None)
+        assert CUTOFF.first_run_date(created, run_dates) == one_by_one, created
+
+
+def test_the_notification_anchor_range_has_no_lower_bound_and_ends_at_the_last_days_export_time():
+    assert CUTOFF.anchor_range(RUN_DATE, RUN_DATE + 30 * DAY) == (
+        None,
+        dt.datetime.combine(RUN_DATE + 30 * DAY, dt.time(14, 0)),
+    )
+    assert CreatedBeforeExportTime(dt.time(16, 30)).describe() == "createdDate < D 16:30 UTC"
+
+
+def test_an_aware_creation_time_is_judged_in_utc():
+    bst = dt.timezone(dt.timedelta(hours=1))
+    created = dt.datetime.combine(RUN_DATE, dt.time(14, 30), tzinfo=bst)  # 13:30 UTC
+
+    assert CUTOFF.is_eligible(created, RUN_DATE)
