@@ -73,14 +73,14 @@ def test_the_notification_export_time_is_configurable_for_the_schedule_and_the_c
         [
             "from esr_export_dagster.definitions import defs",
             "print(defs.resolve_schedule_def('daily_notification_export_schedule').cron_schedule)",
-            "print(defs.resources['export_policy'].notification_export_time_utc)",
+            "print(defs.resources['export_policy'].notification_export_time_utc.get_value())",
         ]
     )
     env = {**os.environ, "ESR_NOTIFICATION_EXPORT_TIME_UTC": "15:30", "PYTHONWARNINGS": "ignore"}
-    output = subprocess.run(
-        [sys.executable, "-c", probe], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, check=True
-    ).stdout.split("\n")
+    probed = subprocess.run([sys.executable, "-c", probe], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    assert probed.returncode == 0, probed.stderr[-2000:]
+    output = probed.stdout.split("\n")
 
-    assert output[:2] == ["30 15 * * *", "ESR_NOTIFICATION_EXPORT_TIME_UTC"]
+    assert output[:2] == ["30 15 * * *", "15:30"]
     policy = ExportPolicyResource(notification_export_time_utc="15:30")
     assert policy.settings(NOTIFICATION_STREAM).eligibility.describe() == "createdDate < D 15:30 UTC"
