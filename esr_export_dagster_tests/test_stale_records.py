@@ -1,4 +1,5 @@
-"""Pure rules of the stale-record sensor: categories, catch-up partitions, announcements and their text."""
+"""Pure rules of the stale-record sensor: categories (applicants and notifications), catch-up partitions,
+announcements and their text."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import datetime as dt
 
 from esr_export_dagster.domain.stale_records import (
     AT_RISK,
+    LATE_NOTIFICATION,
     OVERDUE,
     PAST_START,
+    PendingNotification,
     PendingRecord,
     StalePolicy,
     classify,
+    classify_notifications,
     plan_announcements,
 )
 
@@ -90,3 +94,44 @@ def test_an_alert_names_counts_dates_ids_the_action_and_the_partition_link():
         "What to do: Backfill the partition(s) below now (catch-up runs are requested automatically when enabled).",
         f"Partition 2021-08-01|LDN: {UI}/assets/app_export_file?view=partitions&partition=2021-08-01|LDN",
     ]
+
+
+# --- notifications ---------------------------------------------------------------------------------------
+
+
+def notification(hours_old: float, deanery: str = "EOE", notification_id: int = 1) -> PendingNotification:
+    now = dt.datetime(2021, 7, 31, 15, 0)
+    return PendingNotification(deanery, notification_id, now - dt.timedelta(hours=hours_old))
+
+
+def test_a_notification_is_late_once_it_has_waited_more_than_a_day():
+    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
+    pending = [notification(23), notification(24), notification(25, notification_id=2), notification(49, "LDN", 3)]
+
+    findings = classify_notifications(pending, now)
+
+    assert [(f.deanery, f.category, f.count, f.sample_ids) for f in findings] == [
+        ("EOE", LATE_NOTIFICATION, 1, (2,)),
+        ("LDN", LATE_NOTIFICATION, 1, (3,)),
+    ]
+    # Today's partition takes everything created before today's cut-off, the late ones included.
+    assert {f.catch_up_dates for f in findings} == {(TODAY,)}
+    assert findings[1].earliest_date == dt.date(2021, 7, 29)
+
+
+def test_a_late_notification_alert_names_ids_the_action_and_the_notification_partition():
+    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
+    findings = classify_notifications([notification(30, "WES", 9001)], now)
+
+    (announcement,), memory = plan_announcements(findings, {}, now, UI, POLICY)
+    (cleared,), _ = plan_announcements([], memory, now, UI, POLICY)
+
+    lines = announcement.text.splitlines()
+    assert lines[0] == (
+        "ESR export alert: 1 notification(s) in WES were created over a day ago and have not gone to ESR in a DNC file."
+    )
+    assert lines[1:3] == ["Earliest created: 2021-07-30.", "Notification ids: 9001."]
+    assert lines[-1] == (
+        f"Partition 2021-07-31|WES: {UI}/assets/notification_export_file?view=partitions&partition=2021-07-31|WES"
+    )
+    assert cleared.text == "ESR export resolved: WES no longer has late notifications waiting."

@@ -7,6 +7,8 @@ from pymongo.database import Database
 
 from ..domain.streams import APP_RECORDS, APP_STREAM, NOTIFICATION_RECORDS, ExportStream
 
+# The record collections belong to their streams; they are named here beside the ledger's own for callers
+# that need every collection the export touches.
 __all__ = ["APP_RECORDS", "NOTIFICATION_RECORDS", "COUNTER", "EXPORT_BATCH", "EXPORT_FILE", "ensure_indexes"]
 
 COUNTER = "counter"
