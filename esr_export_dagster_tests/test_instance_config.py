@@ -21,7 +21,8 @@ from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
 
 from esr_export_dagster.definitions import defs
-from esr_export_dagster.ops import FILE_SEQUENCE_POOL, allocate_file_sequence
+from esr_export_dagster.jobs import EXPORT_JOBS
+from esr_export_dagster.ops import FILE_SEQUENCE_POOL
 from esr_export_dagster.partitions import DEANERY_TAG
 
 from .conftest import PROJECT_ROOT
@@ -173,10 +174,11 @@ def test_the_production_storage_refuses_to_start_without_its_environment(monkeyp
     }
 
 
-def test_the_counter_op_takes_its_slot_from_the_configured_pool():
+@pytest.mark.parametrize("job", EXPORT_JOBS, ids=lambda job: job.name)
+def test_the_counter_op_takes_its_slot_from_the_configured_pool(job):
     assert FILE_SEQUENCE_POOL == "esr_file_sequence"
-    assert allocate_file_sequence.pool == FILE_SEQUENCE_POOL
     # The job as the code location serves it: only the counter op queues on the pool.
-    job = defs.resolve_job_def("daily_app_export_job")
-    pooled = [op_def.name for op_def in job.graph.iterate_op_defs() if op_def.pool == FILE_SEQUENCE_POOL]
-    assert pooled == ["allocate_file_sequence"]
+    served = defs.resolve_job_def(job.name)
+    pooled = [op_def.name for op_def in served.graph.iterate_op_defs() if op_def.pool == FILE_SEQUENCE_POOL]
+    assert len(pooled) == 1
+    assert re.fullmatch(r"allocate_\w+_file_sequence", pooled[0])
