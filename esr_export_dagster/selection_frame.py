@@ -72,16 +72,26 @@ def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> d
             version=None if version is None or pd.isna(version) else int(version),
             open_batch=None,
         )
+        # Whole columns at once: a day's selection holds thousands of rows per deanery.
         records = tuple(
             SelectedRecord(
-                record_id=row.record_id,
-                reference=None if pd.isna(row.reference) else int(row.reference),
-                post_number=None if pd.isna(row.deanery_post_number) else str(row.deanery_post_number),
-                anchor_date=row.anchor_date,
-                run_date=row.run_date,
-                invalid_fields=tuple(name for name in str(row.invalid_fields).split(",") if name),
+                record_id=record_id,
+                reference=None if no_reference else int(reference),
+                post_number=None if no_post_number else str(post_number),
+                anchor_date=anchor_date,
+                run_date=run_date,
+                invalid_fields=tuple(name for name in str(invalid_fields).split(",") if name),
             )
-            for row in rows.itertuples(index=False)
+            for record_id, reference, no_reference, post_number, no_post_number, anchor_date, run_date, invalid_fields in zip(
+                rows["record_id"].tolist(),
+                rows["reference"].tolist(),
+                rows["reference"].isna().tolist(),
+                rows["deanery_post_number"].tolist(),
+                rows["deanery_post_number"].isna().tolist(),
+                rows["anchor_date"].tolist(),
+                rows["run_date"].tolist(),
+                rows["invalid_fields"].tolist(),
+            )
         )
         selections[str(deanery)] = Selection(str(deanery), read_at, records)
     return selections

@@ -276,6 +276,51 @@ def test_no_records_make_an_empty_file():
     assert report.normalised_fields == {}
 
 
+def test_a_value_under_something_that_is_not_a_subdocument_or_list_is_an_empty_field():
+    shapes = [
+        {"address": "1 Fictional Row", "professionalBodies": "GMC"},
+        {"address": ["1 Fictional Row"], "professionalBodies": {"0": {"body": "GMC"}}},
+        {"address": {"town": None}, "professionalBodies": []},
+    ]
+    for shape in shapes:
+        record = full_record()
+        record["applicant"].update(shape)
+        report = RenderReport({})
+
+        raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+        assert raw["address1"] == raw["town"] == raw["postcode"] == ""
+        assert raw["professionalBody"] == raw["professionalRegistrationNumber"] == ""
+        assert raw["professionalRegistrationExpiryDate"] == ""
+        assert raw["lastName"] == f'"{full_record()["applicant"]["lastName"]}"'
+        assert report.normalised_fields == {}
+
+
+def test_a_record_whose_applicant_is_not_a_subdocument_renders_its_top_level_columns_only():
+    for applicant in (None, "someone", ["someone"]):
+        record = full_record()
+        record["applicant"] = applicant
+
+        raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record))[1:], strict=True))
+
+        assert raw["vacancyReference"] == str(record["placementId"])
+        assert raw["deaneryPostNumber"] == f'"{record["deaneryPostNumber"]}"'
+        assert raw["lastName"] == raw["dob"] == raw["town"] == raw["professionalBody"] == ""
+
+
+def test_unusual_but_printable_text_is_written_unchanged_and_not_reported():
+    record = full_record()
+    record["applicant"]["firstName"] = "Zo\u00eb\u00a0Anne"
+    record["applicant"]["lastName"] = "\u00c5str\u00f6m-\u4e2d"
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["firstName"] == '"Zo\u00eb\u00a0Anne"'
+    assert raw["lastName"] == '"\u00c5str\u00f6m-\u4e2d"'
+    assert report.normalised_fields == {}
+
+
 # --- normalisation ---------------------------------------------------------------------------------------
 
 

@@ -14,6 +14,7 @@ import pytest
 
 from esr_export_dagster.domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH
+from esr_export_dagster.storage.ledger import unpack_record_ids
 
 from . import kill_points
 from .conftest import each_stream
@@ -176,7 +177,8 @@ def test_a_run_killed_at_any_point_is_finished_by_the_next_run(harness, fault_pr
     else:
         interrupted, following = harness.file_name("SEV", RUN_DATE, 1), harness.file_name("SEV", NEXT_DATE, 2)
         assert list(files) == [interrupted, following]
-        planned = {harness.reference(r) for r in first if r["_id"] in set(batch["files"][0]["recordIds"])}
+        planned_ids = set(unpack_record_ids(batch["files"][0]["recordIds"]))
+        planned = {harness.reference(r) for r in first if r["_id"] in planned_ids}
         assert set(file_placements(files[interrupted])) == planned == {harness.reference(r) for r in first}
         assert set(file_placements(files[following])) == {harness.reference(r) for r in later}
         assert summary["files_written_by_this_run"] == [following]

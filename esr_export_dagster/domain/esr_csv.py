@@ -85,12 +85,13 @@ class RenderReport:
         self.normalised_fields[column] = self.normalised_fields.get(column, 0) + 1
 
 
-Rendering = tuple[tuple[Column, tuple[str | int, ...], Callable[[Column, Any, RenderReport], str]], ...]
+Lookup = Callable[[Mapping[str, Any]], Any]
+Rendering = tuple[tuple[Column, Lookup, Callable[[Column, Any, RenderReport], str]], ...]
 
 
 def compile_columns(columns: Sequence[Column]) -> Rendering:
-    """Each column with its path split once and its formatter: rendering a day's file touches every field."""
-    return tuple((column, column.path, _FORMATTERS[column.kind]) for column in columns)
+    """Each column with its lookup and formatter built once: rendering a day's file touches every field."""
+    return tuple((column, _compile_lookup(column.path), _FORMATTERS[column.kind]) for column in columns)
 
 
 def render_line(
@@ -102,16 +103,43 @@ def render_line(
 ) -> str:
     """The record type, then every column, without the line ending; columns not for ``kind`` stay empty."""
     fields = [record_type]
-    for column, path, formatter in rendering:
+    append = fields.append
+    for column, lookup, formatter in rendering:
         if column.applies_to is not None and kind not in column.applies_to:
-            fields.append("")
-            continue
-        fields.append(formatter(column, _lookup(record, path), report))
+            append("")
+        else:
+            append(formatter(column, lookup(record), report))
     return ",".join(fields)
 
 
 def render_file(lines: Iterable[str]) -> bytes:
     return "".join(line + LINE_ENDING for line in lines).encode(ENCODING)
+
+
+def _compile_lookup(path: tuple[str | int, ...]) -> Lookup:
+    """``_lookup`` of ``path``, without its exception handling on the common case of decoded BSON.
+
+    A day's file renders every column of every record, and most optional applicant fields are absent:
+    a dictionary's ``get`` answers a missing key without raising, which is what makes this worth having.
+    """
+    if any(isinstance(part, int) for part in path):
+        return lambda record: _lookup(record, path)
+
+    def lookup(record: Mapping[str, Any]) -> Any:
+        value: Any = record
+        for part in path:
+            if type(value) is dict:
+                value = value.get(part)
+            else:
+                try:
+                    value = value[part]
+                except (KeyError, IndexError, TypeError):
+                    return None
+            if value is None:
+                return None
+        return value
+
+    return lookup
 
 
 def _lookup(record: Mapping[str, Any], path: tuple[str | int, ...]) -> Any:
@@ -133,11 +161,14 @@ def _format_text(column: Column, value: Any, report: RenderReport) -> str:
     if value is None:
         return ""
     text = value if isinstance(value, str) else str(value)
-    # A line break inside a value would split one applicant over two lines of the file.
-    cleaned = _CONTROL_CHARACTERS.sub(" ", text)
-    if cleaned != text:
-        report.note(column.name)
-    return '"' + cleaned.replace('"', '""') + '"'
+    # A line break inside a value would split one applicant over two lines of the file. Every control
+    # character is unprintable, so the cheap test spares the pattern almost every value.
+    if not text.isprintable():
+        cleaned = _CONTROL_CHARACTERS.sub(" ", text)
+        if cleaned != text:
+            report.note(column.name)
+            text = cleaned
+    return '"' + text.replace('"', '""') + '"'
 
 
 def _format_integer(column: Column, value: Any, report: RenderReport) -> str:
@@ -152,6 +183,8 @@ def _format_integer(column: Column, value: Any, report: RenderReport) -> str:
 def _format_date(column: Column, value: Any, report: RenderReport) -> str:
     if value is None or value == "":
         return ""
+    if type(value) is dt.datetime:
+        return value.date().isoformat()
     parsed = parse_date(value)
     if parsed is None:
         report.note(column.name)

@@ -24,6 +24,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping, Sequence
 
+from bson import Binary, ObjectId
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -38,6 +39,8 @@ ABANDONED = "ABANDONED"
 
 FILE_WRITING = "WRITING"
 FILE_COMPLETE = "COMPLETE"
+
+_OBJECT_ID_BYTES = 12
 
 
 class BatchNotOpenError(RuntimeError):
@@ -267,7 +270,7 @@ class ExportLedger:
 def _planned_to_document(planned: PlannedFile) -> dict[str, Any]:
     return {
         "runDate": _midnight(planned.run_date),
-        "recordIds": list(planned.record_ids),
+        "recordIds": pack_record_ids(planned.record_ids),
         "largestPostCount": planned.largest_post_count,
     }
 
@@ -275,9 +278,32 @@ def _planned_to_document(planned: PlannedFile) -> dict[str, Any]:
 def _planned_from_document(document: Mapping[str, Any]) -> PlannedFile:
     return PlannedFile(
         run_date=document["runDate"].date(),
-        record_ids=tuple(document["recordIds"]),
+        record_ids=unpack_record_ids(document["recordIds"]),
         largest_post_count=int(document["largestPostCount"]),
     )
+
+
+def pack_record_ids(record_ids: Sequence[Hashable]) -> Binary | list[Hashable]:
+    """ObjectIds as one binary value of 12 bytes each, in order; any other kind of id as a plain list.
+
+    A batch document is read and rewritten whole at every step of the protocol, and the local stand-in
+    decodes an array element by element: a day's plan of 7,700 ObjectIds cost about 55 ms per read or
+    update and 140 ms to insert, against under 2 ms as one binary value.
+    """
+    if record_ids and all(type(record_id) is ObjectId for record_id in record_ids):
+        return Binary(b"".join(record_id.binary for record_id in record_ids))
+    return list(record_ids)
+
+
+def unpack_record_ids(stored: Any) -> tuple[Hashable, ...]:
+    """The ids as ``pack_record_ids`` stored them; a plain list also covers batches planned before packing."""
+    if isinstance(stored, bytes):
+        if len(stored) % _OBJECT_ID_BYTES:
+            raise ValueError(f"Packed record ids of {len(stored)} bytes are not whole ObjectIds")
+        return tuple(
+            ObjectId(stored[start : start + _OBJECT_ID_BYTES]) for start in range(0, len(stored), _OBJECT_ID_BYTES)
+        )
+    return tuple(stored)
 
 
 def _midnight(day: dt.date) -> dt.datetime:
