@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run dev test browser clean
+.PHONY: run dev test browser postgres clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ dev: $(INSTALLED)
 	$(BIN)/esr-export-local dev
 
 ## Install what the tests need and run them all.
-test: $(INSTALLED) browser
+test: $(INSTALLED) browser postgres
 	$(BIN)/python -m pytest
 
 ## Debian's Chromium for the browser test (Playwright drives it; no browser download). Needs root.
@@ -30,6 +30,15 @@ browser:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "Chromium is not installed and this is not root: the browser test will be skipped"; fi
+
+## Debian's PostgreSQL for the production-instance daemon tests (a throwaway cluster per session; apt starts
+## none). Debian keeps initdb and pg_ctl in /usr/lib/postgresql/<version>/bin, off PATH. Needs root.
+postgres:
+	@if command -v initdb >/dev/null 2>&1 && command -v pg_ctl >/dev/null 2>&1; then :; \
+	elif ls /usr/lib/postgresql/*/bin/initdb /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else echo "PostgreSQL is not installed and this is not root: the production daemon tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) .local

@@ -29,11 +29,16 @@ def configured_run_time(variable: str, default: dt.time) -> dt.time:
     return dt.time.fromisoformat(os.environ.get(variable, default.strftime("%H:%M")))
 
 
-def build_daily_export_schedule(job_name: str, stream: ExportStream, cron_schedule: str, when: str) -> ScheduleDefinition:
-    """One run request per deanery for the tick's date, each with a run key stable per day and deanery."""
+def build_daily_export_schedule(
+    job_name: str, stream: ExportStream, cron_schedule: str, when: str, name: str | None = None
+) -> ScheduleDefinition:
+    """One run request per deanery for the tick's date, each with a run key stable per day and deanery.
+
+    Any cron and name: the production-daemon tests tick the same run requests every minute.
+    """
 
     @schedule(
-        name=f"daily_{stream.name}_export_schedule",
+        name=name or f"daily_{stream.name}_export_schedule",
         job_name=job_name,
         cron_schedule=cron_schedule,
         execution_timezone="UTC",

@@ -37,6 +37,7 @@ from esr_export_dagster.resources import (
 )
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
+from .postgres_cluster import PostgresCluster, postgres_bin_dir, throwaway_cluster
 from .wire_proxy import MongoFaultProxy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,23 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         return
     with LocalMongoServer(tmp_path_factory.mktemp("mongodb")) as server:
         yield server.uri
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
+    """A PostgreSQL cluster of the session's own, for Dagster's production storage (deploy/dagster.yaml)."""
+    if postgres_bin_dir() is None and os.geteuid() != 0:
+        pytest.skip("PostgreSQL is not installed and this is not root to install it (`make test` does, as root)")
+    with throwaway_cluster(tmp_path_factory.mktemp("postgres")) as cluster:
+        yield cluster
+
+
+def isolated_env(**settings: str) -> dict[str, str]:
+    """This environment without any ESR_ or DAGSTER_ setting of the developer's, plus ``settings``: a
+    Dagster process started by a test sees only what the test gives it."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("ESR_", "DAGSTER_"))}
+    env.update(settings)
+    return env
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -24,7 +23,7 @@ from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.local.mongo_server import free_port
 from esr_export_dagster.storage.collections import APP_RECORDS
 
-from .conftest import PROJECT_ROOT
+from .conftest import PROJECT_ROOT, isolated_env
 from .invariants import assert_export_invariants, files_on_disk
 
 pytestmark = pytest.mark.integration
@@ -42,8 +41,7 @@ class LiveStack:
         self.database_name = f"esr_ui_{uuid.uuid4().hex[:10]}"
         self.export_dir = tmp / "export"
         self.mongo_uri = mongo_uri
-        self.env = {key: value for key, value in os.environ.items() if not key.startswith(("ESR_", "DAGSTER_"))}
-        self.env.update(
+        self.env = isolated_env(
             ESR_MONGODB_URI=mongo_uri,
             ESR_MONGODB_DATABASE=self.database_name,
             ESR_EXPORT_DIR=str(self.export_dir),

@@ -140,10 +140,10 @@ def run_dev(port: int) -> int:
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            return _stop_group(process)
+            return stop_process_group(process)
 
 
-def _stop_group(process: subprocess.Popen[bytes]) -> int:
+def stop_process_group(process: subprocess.Popen[bytes]) -> int:
     for signum, grace in ((signal.SIGINT, 10), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signum)

@@ -1,0 +1,39 @@
+"""The code location the production-daemon tests load through a workspace file.
+
+The project's own definitions (assets, checks, job, resources read from ESR_* variables), with
+the real schedule's run requests on a cron that is due every minute, so the daemon's scheduler ticks
+within a test. The 13:00 schedule and the sensors are left out: nothing else may launch runs.
+"""
+
+from dagster import Definitions, in_process_executor
+
+from esr_export_dagster.definitions import build_definitions, default_resources
+from esr_export_dagster.domain.streams import APP_STREAM
+from esr_export_dagster.jobs import daily_app_export_job
+from esr_export_dagster.schedules import build_daily_export_schedule
+
+TEST_SCHEDULE_NAME = "every_minute_app_export_schedule"
+
+
+def _every_minute_location() -> Definitions:
+    # Built in a function: Dagster refuses a module holding two Definitions objects at module scope.
+    project = build_definitions(default_resources())
+    return Definitions(
+        assets=project.assets,
+        asset_checks=project.asset_checks,
+        jobs=project.jobs,
+        schedules=[
+            build_daily_export_schedule(
+                daily_app_export_job.name, APP_STREAM, "* * * * *", "Every minute", name=TEST_SCHEDULE_NAME
+            )
+        ],
+        resources=project.resources,
+        # One process per run instead of one per step: on the 2-core CI machines the multiprocess
+        # executor's ~8 step processes per run made the 13 runs take over 5 minutes. The daemon, the run
+        # queue, the code server and a process per run worker stay as in production.
+        executor=in_process_executor,
+        loggers=project.loggers,
+    )
+
+
+defs = _every_minute_location()
