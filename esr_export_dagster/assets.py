@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
-from .ops import build_export_ops
+from .ops import EXPORT_RETRY_POLICY, build_export_ops, retrying_transient_errors
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import ExportPolicyResource, MongoDBResource, build_exporter
 from .selection_frame import partition_keys_of, selections_to_frame
@@ -75,6 +75,8 @@ def build_export_assets(
         group_name=group,
         kinds={"mongodb", "pandas"},
         backfill_policy=BACKFILL_POLICY,
+        # Selecting only reads, so a MongoDB restart or failover during it is ridden out like the ops' are.
+        retry_policy=EXPORT_RETRY_POLICY,
     )
     def record_selection(
         context: AssetExecutionContext,
@@ -82,9 +84,10 @@ def build_export_assets(
         export_policy: ExportPolicyResource,
     ) -> Any:
         exporter = build_exporter(mongodb, export_policy, stream)
-        selections = [
-            exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
-        ]
+        with retrying_transient_errors(context, f"Selecting the {stream.record_noun}s"):
+            selections = [
+                exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
+            ]
         frame = selections_to_frame(selections)
         valid = frame[frame["invalid_fields"] == ""]
         metadata: dict[str, Any] = {

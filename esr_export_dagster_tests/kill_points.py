@@ -14,6 +14,11 @@ def _updates(command: Command) -> list[tuple[dict, dict]]:
     return [(s.get("q", {}), s.get("u", {})) for s in command.statements()] if command.name == "update" else []
 
 
+def selects_records(command: Command) -> bool:
+    """The selection's read of the records (the first step of a run, before any write)."""
+    return command.name == "find" and command.collection in {stream.records_collection for stream in STREAMS}
+
+
 def opens_batch(command: Command) -> bool:
     return _counter_write(command) and (
         command.name == "insert" or any("openBatch" in q and q["openBatch"] is None for q, _ in _updates(command))

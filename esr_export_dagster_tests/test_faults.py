@@ -1,5 +1,5 @@
-"""Faults injected on the wire: lost connections, lost acknowledgements, a step that keeps failing, a split
-export killed between files. (WriteConflicts and a run killed at each protocol step are in
+"""Faults injected on the wire: lost connections (while selecting, and at each write of the protocol), lost
+acknowledgements, a step that keeps failing, a split export killed between files. (WriteConflicts and a run killed at each protocol step are in
 test_export_invariants.py, for both streams.)
 
 Whatever happens, the invariants hold afterwards: every eligible record in exactly one file, sequence
@@ -17,6 +17,7 @@ from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
 
 from . import kill_points
+from .conftest import each_stream
 from .invariants import assert_export_invariants, file_placements, files_on_disk
 from .wire_proxy import Rule
 
@@ -43,6 +44,21 @@ def test_lost_connections_and_lost_acknowledgements_neither_gap_nor_duplicate(ha
     assert summary["files_written_by_this_run"] == ["DE_NTH_APP_20210731_00000018.DAT"]
     assert harness.database[APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
     assert_export_invariants(harness.database, harness.export_dir)
+
+
+@each_stream
+@pytest.mark.parametrize("action", ["drop_before", "drop_after"])
+def test_a_connection_lost_while_selecting_is_retried_and_the_day_exported(harness, fault_proxy, action):
+    harness.add_due("NTH", RUN_DATE, count=3)
+    # Three in a row: more than pymongo's own single retry of a read can absorb.
+    fault = fault_proxy.add(Rule(kill_points.selects_records, action, times=3))
+
+    summary = harness.run_ok(RUN_DATE, "NTH", uri=fault_proxy.uri)
+
+    assert fault.applied == 3
+    assert summary["files_written_by_this_run"] == [harness.file_name("NTH", RUN_DATE, 1)]
+    assert harness.records.count_documents({"status": TO_EXPORT}) == 0
+    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
 
 
 def test_a_step_that_keeps_failing_fails_the_run_and_changes_nothing_it_should_not(harness, fault_proxy):
