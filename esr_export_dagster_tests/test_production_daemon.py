@@ -19,17 +19,16 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from dagster import DagsterInstance, DagsterRunStatus
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
 from esr_export_dagster.local.demo_data import applicant_record
-from esr_export_dagster.partitions import DEANERY_TAG
-from esr_export_dagster.storage.collections import APP_RECORDS
 from esr_export_dagster.local.mongo_server import LocalMongoServer
-from esr_export_dagster.storage.collections import COUNTER
-from dagster import DagsterInstance, DagsterRunStatus
+from esr_export_dagster.partitions import DEANERY_TAG
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
 
 from . import kill_points
 from .conftest import ExportHarness
@@ -103,7 +102,11 @@ def assert_all_deaneries_exported_within_the_instance_limits(scenario: Scenario)
     for record in records:
         assert stack.was_enqueued(record.dagster_run.run_id), "a run bypassed the daemon's run queue"
     latest = latest_by_deanery(records)
-    failed = {d: stack.failure_messages(r.dagster_run.run_id) for d, r in latest.items() if r.dagster_run.status != DagsterRunStatus.SUCCESS}
+    failed = {
+        deanery: stack.failure_messages(record.dagster_run.run_id)
+        for deanery, record in latest.items()
+        if record.dagster_run.status != DagsterRunStatus.SUCCESS
+    }
     assert not failed, f"{failed}\n{stack.log_tail()}"
 
     intervals = [(r.start_time, r.end_time) for r in records if r.start_time is not None]
