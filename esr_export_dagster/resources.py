@@ -10,7 +10,7 @@ from pymongo.database import Database
 
 from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
 from .domain.stale_records import StalePolicy
-from .domain.streams import APP_STREAM, ExportStream
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC, CreatedBeforeExportTime, EligibilityWindow
 from .storage.export_dir import ExportDirectory
 from .storage.exporter import Exporter, ExportSettings
@@ -73,12 +73,17 @@ class ExportPolicyResource(ConfigurableResource):
     def window(self) -> EligibilityWindow:
         return EligibilityWindow(self.earliest_start_offset_days, self.latest_start_offset_weeks)
 
+    def notification_cutoff(self) -> CreatedBeforeExportTime:
+        return CreatedBeforeExportTime(dt.time.fromisoformat(self.notification_export_time_utc))
+
     def settings(self, stream: ExportStream = APP_STREAM) -> ExportSettings:
-        if stream.limits_records_per_post:
-            return ExportSettings(eligibility=self.window(), max_records_per_post=self.max_records_per_post)
+        eligibility = {
+            APP_STREAM.file_type: self.window,
+            NOTIFICATION_STREAM.file_type: self.notification_cutoff,
+        }[stream.file_type]()
         return ExportSettings(
-            eligibility=CreatedBeforeExportTime(dt.time.fromisoformat(self.notification_export_time_utc)),
-            max_records_per_post=None,
+            eligibility=eligibility,
+            max_records_per_post=self.max_records_per_post if stream.limits_records_per_post else None,
         )
 
 
@@ -103,7 +108,10 @@ class StaleRecordPolicyResource(ConfigurableResource):
         default=DAILY_RUN_TIME_UTC.strftime("%H:%M"), description="When the daily APP export runs (HH:MM, UTC)."
     )
     grace_minutes: int = Field(
-        default=60, description="After the scheduled time plus this, records due today count as overdue."
+        default=60, description=(
+            "After the scheduled time plus this, records due today count as overdue; a notification counts as "
+            "late no sooner than this after the DNC export that should have carried it."
+        )
     )
     catch_up_runs: bool = Field(
         default=True, description="Request runs for partitions that would still export overdue or at-risk records."
@@ -112,9 +120,10 @@ class StaleRecordPolicyResource(ConfigurableResource):
         default="http://127.0.0.1:3000", description="The Dagster UI's address, for links in alerts (ESR_DAGSTER_UI_URL)."
     )
 
-    def policy(self, window: EligibilityWindow) -> StalePolicy:
+    def policy(self, export_policy: ExportPolicyResource) -> StalePolicy:
         return StalePolicy(
-            window=window,
+            window=export_policy.window(),
             scheduled_time_utc=dt.time.fromisoformat(self.scheduled_time_utc),
             grace=dt.timedelta(minutes=self.grace_minutes),
+            notification_cutoff=export_policy.notification_cutoff(),
         )

@@ -25,7 +25,6 @@ from .alerts import AlertChannelsResource
 from .domain.stale_records import (
     AT_RISK,
     LATE_NOTIFICATION,
-    NOTIFICATION_LATE_AFTER,
     OVERDUE,
     classify,
     classify_notifications,
@@ -69,14 +68,13 @@ def stale_to_export_sensor(
     alert_channels: AlertChannelsResource,
 ):
     now = dt.datetime.now(dt.timezone.utc)
-    window = export_policy.window()
     database = mongodb.get_database()
     ensure_indexes(database)
     ensure_indexes(database, NOTIFICATION_STREAM)
-    policy = stale_policy.policy(window)
-    findings = classify(pending_records(database, starting_before=now.date() + window.upper), now, policy)
-    late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - NOTIFICATION_LATE_AFTER
-    findings += classify_notifications(pending_notifications(database, created_before=late_before), now)
+    policy = stale_policy.policy(export_policy)
+    findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
+    late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - policy.notification_late_after
+    findings += classify_notifications(pending_notifications(database, created_before=late_before), now, policy)
     cursor = _load_cursor(context.cursor)
     announcements, cursor["announced"] = plan_announcements(
         findings, cursor["announced"], now, stale_policy.ui_url, policy

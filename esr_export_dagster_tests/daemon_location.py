@@ -1,8 +1,9 @@
 """The code location the production-daemon tests load through a workspace file.
 
-The project's own definitions (assets, checks, job, resources read from ESR_* variables), with
-the real schedule's run requests on a cron that is due every minute, so the daemon's scheduler ticks
-within a test. The 13:00 schedule and the sensors are left out: nothing else may launch runs.
+The project's own definitions (assets, checks, both jobs, resources read from ESR_* variables), with
+the real APP schedule's run requests on a cron that is due every minute, so the daemon's scheduler ticks
+within a test. Both daily schedules (daily_app_export_schedule, daily_notification_export_schedule) and
+both sensors (stale_to_export_sensor, export_run_failure_alert) are left out: nothing else may launch runs.
 """
 
 from dagster import Definitions, in_process_executor

@@ -8,8 +8,10 @@ import datetime as dt
 from esr_export_dagster.domain.stale_records import (
     AT_RISK,
     LATE_NOTIFICATION,
+    NOTIFICATION_UNKNOWN_DEANERY,
     OVERDUE,
     PAST_START,
+    UNKNOWN_DEANERY,
     PendingNotification,
     PendingRecord,
     StalePolicy,
@@ -17,6 +19,7 @@ from esr_export_dagster.domain.stale_records import (
     classify_notifications,
     plan_announcements,
 )
+from esr_export_dagster.domain.window import CreatedBeforeExportTime
 
 UTC = dt.timezone.utc
 TODAY = dt.date(2021, 7, 31)
@@ -106,9 +109,9 @@ def notification(hours_old: float, deanery: str = "EOE", notification_id: int = 
 
 def test_a_notification_is_late_once_it_has_waited_more_than_a_day():
     now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
-    pending = [notification(23), notification(24), notification(25, notification_id=2), notification(49, "LDN", 3)]
+    pending = [notification(23), notification(24), notification(26, notification_id=2), notification(49, "LDN", 3)]
 
-    findings = classify_notifications(pending, now)
+    findings = classify_notifications(pending, now, POLICY)
 
     assert [(f.deanery, f.category, f.count, f.sample_ids) for f in findings] == [
         ("EOE", LATE_NOTIFICATION, 1, (2,)),
@@ -121,7 +124,7 @@ def test_a_notification_is_late_once_it_has_waited_more_than_a_day():
 
 def test_a_late_notification_alert_names_ids_the_action_and_the_notification_partition():
     now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
-    findings = classify_notifications([notification(30, "WES", 9001)], now)
+    findings = classify_notifications([notification(30, "WES", 9001)], now, POLICY)
 
     (announcement,), memory = plan_announcements(findings, {}, now, UI, POLICY)
     (cleared,), _ = plan_announcements([], memory, now, UI, POLICY)
@@ -135,3 +138,76 @@ def test_a_late_notification_alert_names_ids_the_action_and_the_notification_par
         f"Partition 2021-07-31|WES: {UI}/assets/notification_export_file?view=partitions&partition=2021-07-31|WES"
     )
     assert cleared.text == "ESR export resolved: WES no longer has late notifications waiting."
+
+
+def test_a_notification_created_just_after_a_cut_off_is_not_late_while_the_next_days_export_may_still_run():
+    created = dt.datetime(2021, 7, 30, 14, 0, 30)  # just misses 30 July's file: 31 July's 14:00 run carries it
+    pending = [PendingNotification("EOE", 1, created)]
+
+    during_the_next_run = dt.datetime(2021, 7, 31, 14, 30, tzinfo=UTC)  # over a day old, its run still going
+    after_the_next_run_and_grace = dt.datetime(2021, 7, 31, 15, 1, tzinfo=UTC)
+
+    assert classify_notifications(pending, during_the_next_run, POLICY) == []
+    (late,) = classify_notifications(pending, after_the_next_run_and_grace, POLICY)
+    assert late.category == LATE_NOTIFICATION
+
+
+def test_a_later_notification_export_time_moves_the_late_rule_with_it():
+    created = dt.datetime(2021, 7, 30, 15, 0)  # before a 16:00 cut-off: in 30 July's file
+    policy = StalePolicy(notification_cutoff=CreatedBeforeExportTime(dt.time(16, 0)))
+
+    assert policy.notification_late_at(created) == dt.datetime(2021, 7, 31, 15, 0)  # a day, after 30 July 17:00
+    assert POLICY.notification_late_at(created) == dt.datetime(2021, 7, 31, 15, 0)  # 31 July 14:00 + grace
+    assert StalePolicy(notification_cutoff=CreatedBeforeExportTime(dt.time(15, 0))).notification_late_at(
+        created
+    ) == dt.datetime(2021, 7, 31, 16, 0)  # at 15:00 it just misses the day's file: 31 July 15:00 + grace
+
+
+# --- records no deanery's export will ever select ----------------------------------------------------------
+
+
+def test_records_with_an_unknown_deanery_are_one_finding_without_a_catch_up_partition():
+    now = dt.datetime(2021, 7, 31, 14, 0, tzinfo=UTC)
+    records = [record(1, "XYZ", 7), record(0, "?", 8), record(5, "eoe", 9), record(40, "LDN", 10)]
+
+    findings = classify(records, now, POLICY)
+
+    unknown = [f for f in findings if f.category == UNKNOWN_DEANERY]
+    assert [(f.deanery, f.count, f.sample_ids, f.catch_up_dates) for f in unknown] == [("?", 3, (8, 7, 9), ())]
+    assert {f.key for f in findings} == {"?|unknown_deanery", "LDN|overdue"}
+
+
+def test_late_notifications_with_an_unknown_deanery_are_one_finding_without_a_catch_up_partition():
+    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
+    findings = classify_notifications(
+        [notification(30, "", 1), notification(30, "ZZZ", 2), notification(30, "WES", 3)], now, POLICY
+    )
+
+    assert [(f.key, f.sample_ids, f.catch_up_dates) for f in findings] == [
+        ("?|notification_unknown_deanery", (1, 2), ()),
+        ("WES|late_notification", (3,), (TODAY,)),
+    ]
+
+
+def test_an_unknown_deanery_alert_says_what_to_fix_and_never_repeats_the_stored_code():
+    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=UTC)
+    findings = classify([record(1, "Dr Jane Example", 42)], now, POLICY)
+    findings += classify_notifications([notification(30, "Dr Jane Example", 43)], now, POLICY)
+
+    announcements, memory = plan_announcements(findings, {}, now, UI, POLICY)
+    cleared, _ = plan_announcements([], memory, now, UI, POLICY)
+
+    texts = [a.text for a in announcements + cleared]
+    assert all("Jane" not in text for text in texts)
+    applicants, notifications = (a.text.splitlines() for a in announcements)
+    assert applicants[0] == (
+        "ESR export alert: 1 applicant record(s) due for export have a deanery that is not an ESR deanery code, "
+        "so no export will ever send them."
+    )
+    assert applicants[2] == "Placement ids: 42."
+    assert notifications[2] == "Notification ids: 43."
+    assert all(line.startswith("What to do: Correct the") for line in (applicants[-1], notifications[-1]))
+    assert [a.text for a in cleared] == [
+        "ESR export resolved: no notification with an unknown deanery is waiting any more.",
+        "ESR export resolved: no applicant record with an unknown deanery is waiting any more.",
+    ]

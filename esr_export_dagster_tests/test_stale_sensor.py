@@ -12,10 +12,10 @@ from dagster_msteams import MSTeamsResource
 
 from esr_export_dagster.alerts import AlertChannelsResource, EsrSlackResource
 from esr_export_dagster.domain.records import EXPORTED
-from esr_export_dagster.local.demo_data import applicant_record
+from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.resources import StaleRecordPolicyResource
 from esr_export_dagster.sensors import stale_to_export_sensor
-from esr_export_dagster.storage.collections import APP_RECORDS
+from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from .alert_servers import RecordingServer
 from .invariants import assert_export_invariants
@@ -187,3 +187,29 @@ def test_alerts_and_logs_carry_no_personal_data(harness, incident, caplog, capfd
         for value in (applicant["lastName"], applicant["firstName"], applicant["ukNino"], applicant["applicantEmailAddress"],
                       applicant["professionalBodies"][0]["regNumber"], applicant["dob"].date().isoformat()):
             assert value not in text
+
+
+def test_records_of_no_known_deanery_are_announced_once_and_never_break_the_tick(harness, incident):
+    stray = applicant_record(990_001, "LDN ", STARTERS)
+    homeless = applicant_record(990_002, "EOE", STARTERS)
+    del homeless["deanery"]
+    harness.database[APP_RECORDS].insert_many([stray, homeless])
+    harness.database[NOTIFICATION_RECORDS].insert_one(notification_record(990_003, "ZZZ", dt.datetime(2021, 7, 30, 9)))
+    with RecordingServer() as teams:
+        harness.alert_channels = AlertChannelsResource(teams=MSTeamsResource(hook_url=teams.url))
+        sensor = Sensor(harness)
+
+        first = sensor.tick(at(31, 15, 0))
+        sensor.tick(at(31, 15, 15))
+
+    # The known deaneries' records are still caught up; no run is requested for a code off the allow-list.
+    assert requested(first) == [("2021-07-31", d) for d in DEANERIES]
+    assert set(json.loads(sensor.cursor)["announced"]) == {
+        *(f"{d}|overdue" for d in DEANERIES),
+        "?|unknown_deanery",
+        "?|notification_unknown_deanery",
+    }
+    unknown = [text for text in teams.received if "not an ESR deanery code" in text]
+    assert len(unknown) == 2  # once each, not again at the next tick
+    assert any("Placement ids: 990001, 990002." in text for text in unknown)
+    assert any("Notification ids: 990003." in text for text in unknown)

@@ -3,7 +3,7 @@
 Each applicant record has a hard deadline: once its start date is less than the window's lower bound
 (2 days) away, no scheduled run will ever export it again and the trust has to hire the doctor by hand.
 A notification has no such deadline but must not linger: one still TO_EXPORT a day after it was
-created has missed its DNC file.
+created, once the DNC export that should have carried it is over, has missed its file.
 This module decides, from ids and dates only, which records are in trouble, which partitions would still
 export them, and what the support team should be told. It has no Dagster and no I/O, so every rule is
 unit-tested with a clock the test controls.
@@ -16,13 +16,19 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
-from .window import DAILY_RUN_TIME_UTC, EligibilityWindow
+from .deaneries import DEANERIES
+from .window import DAILY_RUN_TIME_UTC, CreatedBeforeExportTime, EligibilityWindow
 
 PAST_START = "past_start"
 AT_RISK = "at_risk"
 OVERDUE = "overdue"
 LATE_NOTIFICATION = "late_notification"
-NOTIFICATION_CATEGORIES = frozenset({LATE_NOTIFICATION})
+# Records whose deanery is not one of ESR's codes: no deanery's export selects them, ever.
+UNKNOWN_DEANERY = "unknown_deanery"
+NOTIFICATION_UNKNOWN_DEANERY = "notification_unknown_deanery"
+NOTIFICATION_CATEGORIES = frozenset({LATE_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY})
+# Grouped under this instead of the stored value, which is not on the allow-list and so is not shown.
+UNKNOWN_DEANERY_LABEL = "?"
 SAMPLE_SIZE = 10
 REANNOUNCE_AFTER = dt.timedelta(hours=24)
 NOTIFICATION_LATE_AFTER = dt.timedelta(days=1)
@@ -70,9 +76,20 @@ class StalePolicy:
     window: EligibilityWindow = field(default_factory=EligibilityWindow)
     scheduled_time_utc: dt.time = DAILY_RUN_TIME_UTC
     grace: dt.timedelta = dt.timedelta(hours=1)
+    notification_cutoff: CreatedBeforeExportTime = field(default_factory=CreatedBeforeExportTime)
+    notification_late_after: dt.timedelta = NOTIFICATION_LATE_AFTER
 
     def overdue_after(self, today: dt.date) -> dt.datetime:
         return dt.datetime.combine(today, self.scheduled_time_utc, tzinfo=dt.timezone.utc) + self.grace
+
+    def notification_late_at(self, created: dt.datetime) -> dt.datetime:
+        """A day after its creation, and never while the DNC export that should carry it may still be running.
+
+        One created just after a day's cut-off is due in the next day's run, a day later almost to the
+        minute: without the second bound it would be reported while that run is still queued.
+        """
+        first_export = self.notification_cutoff.first_cutoff_after(created)
+        return max(created + self.notification_late_after, first_export + self.grace)
 
 
 def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePolicy) -> list[Finding]:
@@ -82,14 +99,20 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     - at risk: it starts before today's window opens (under 2 days away), so no scheduled run will
       take it again; the partition of its last eligible day still would.
     - overdue: today's run should have taken it (the scheduled time plus grace has passed).
+    - unknown deanery: any of the above, in a record whose deanery is not an ESR code; only fixing the
+      record in TIS can help.
     """
     today = now.astimezone(dt.timezone.utc).date()
     overdue_now = now >= policy.overdue_after(today)
     grouped: dict[tuple[str, str], list[PendingRecord]] = defaultdict(list)
     for record in records:
         category = _category(record.start_date, today, overdue_now, policy.window)
-        if category is not None:
+        if category is None:
+            continue
+        if record.deanery in DEANERIES:
             grouped[(record.deanery, category)].append(record)
+        else:
+            grouped[(UNKNOWN_DEANERY_LABEL, UNKNOWN_DEANERY)].append(record)
     findings = []
     for (deanery, category), members in sorted(grouped.items()):
         members.sort(key=lambda r: (r.start_date, r.placement_id or 0))
@@ -106,31 +129,33 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     return findings
 
 
-def classify_notifications(
-    records: Iterable[PendingNotification], now: dt.datetime, late_after: dt.timedelta = NOTIFICATION_LATE_AFTER
-) -> list[Finding]:
-    """Per deanery, the notifications still TO_EXPORT more than ``late_after`` after their creation.
+def classify_notifications(records: Iterable[PendingNotification], now: dt.datetime, policy: StalePolicy) -> list[Finding]:
+    """Per deanery, the notifications still TO_EXPORT past their ``policy.notification_late_at``.
 
     Today's partition of the deanery's notification export would take them all (each was created before
     today's cut-off), so that is the catch-up run to request.
     """
     now_utc = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
     today = now_utc.date()
-    grouped: dict[str, list[PendingNotification]] = defaultdict(list)
+    grouped: dict[tuple[str, str], list[PendingNotification]] = defaultdict(list)
     for record in records:
-        if now_utc - record.created > late_after:
-            grouped[record.deanery].append(record)
+        if now_utc <= policy.notification_late_at(record.created):
+            continue
+        if record.deanery in DEANERIES:
+            grouped[(record.deanery, LATE_NOTIFICATION)].append(record)
+        else:
+            grouped[(UNKNOWN_DEANERY_LABEL, NOTIFICATION_UNKNOWN_DEANERY)].append(record)
     findings = []
-    for deanery, members in sorted(grouped.items()):
+    for (deanery, category), members in sorted(grouped.items()):
         members.sort(key=lambda r: (r.created, r.notification_id or 0))
         findings.append(
             Finding(
                 deanery=deanery,
-                category=LATE_NOTIFICATION,
+                category=category,
                 count=len(members),
                 earliest_date=members[0].created.date(),
                 sample_ids=tuple(r.notification_id for r in members[:SAMPLE_SIZE] if r.notification_id is not None),
-                catch_up_dates=(today,),
+                catch_up_dates=(today,) if category == LATE_NOTIFICATION else (),
             )
         )
     return findings
@@ -207,6 +232,8 @@ _HEADLINES = {
     AT_RISK: "{count} applicant record(s) in {deanery} start in under {lower} days and no scheduled export will send them",
     OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's {time} export and have not",
     LATE_NOTIFICATION: "{count} notification(s) in {deanery} were created over a day ago and have not gone to ESR in a DNC file",
+    UNKNOWN_DEANERY: "{count} applicant record(s) due for export have a deanery that is not an ESR deanery code, so no export will ever send them",
+    NOTIFICATION_UNKNOWN_DEANERY: "{count} notification(s) created over a day ago have a deanery that is not an ESR deanery code, so no export will ever send them",
 }
 _ACTIONS = {
     PAST_START: "No export can help now: tell the trust(s) to hire by hand, then set the records' status in TIS.",
@@ -215,6 +242,10 @@ _ACTIONS = {
     LATE_NOTIFICATION: (
         "Check the deanery's notification export runs in Dagster; re-materialize today's partition of "
         "notification_export_file (catch-up runs are requested automatically when enabled)."
+    ),
+    UNKNOWN_DEANERY: "Correct the records' deanery in TIS to one of ESR's 13 codes; that deanery's next run exports them.",
+    NOTIFICATION_UNKNOWN_DEANERY: (
+        "Correct the notifications' deanery in TIS to one of ESR's 13 codes; that deanery's next run exports them."
     ),
 }
 _PREFIX = {"new": "ESR export alert", "worse": "ESR export alert (more records)", "reminder": "ESR export reminder (still unresolved)"}
@@ -252,6 +283,10 @@ def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> s
 
 
 def describe_cleared(deanery: str, category: str) -> str:
+    if category == UNKNOWN_DEANERY:
+        return "ESR export resolved: no applicant record with an unknown deanery is waiting any more."
+    if category == NOTIFICATION_UNKNOWN_DEANERY:
+        return "ESR export resolved: no notification with an unknown deanery is waiting any more."
     if category in NOTIFICATION_CATEGORIES:
         return f"ESR export resolved: {deanery} no longer has late notifications waiting."
     return f"ESR export resolved: {deanery} no longer has {category.replace('_', ' ')} applicant records waiting."

@@ -104,6 +104,12 @@ class CreatedBeforeExportTime:
     def anchor_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime | None, dt.datetime]:
         return None, self.cutoff(last_run_date)
 
+    def first_cutoff_after(self, created: dt.datetime) -> dt.datetime:
+        """The export time of the first daily run that should carry a notification created at ``created``."""
+        created = _naive_utc(created)
+        same_day = self.cutoff(created.date())
+        return same_day if created < same_day else self.cutoff(created.date() + dt.timedelta(days=1))
+
     def is_eligible(self, created: dt.datetime, run_date: dt.date) -> bool:
         return _naive_utc(created) < self.cutoff(run_date)
 
