@@ -9,6 +9,7 @@ from dagster import (
     AssetIn,
     AssetsDefinition,
     BackfillPolicy,
+    Failure,
     MetadataValue,
     asset,
     graph_asset,
@@ -19,6 +20,7 @@ from .ops import EXPORT_RETRY_POLICY, build_export_ops, retrying_transient_error
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import ExportPolicyResource, MongoDBResource, build_exporter
 from .selection_frame import partition_keys_of, selections_to_frame
+from .storage.mongo import MongoUnavailableError
 
 # A backfill of a month for every deanery is one run, not 403: the ops take the run's partitions deanery by
 # deanery in date order, which exports exactly what running each day on time would have.
@@ -54,9 +56,10 @@ A run over many partitions (a backfill) returns one table per partition."""
 
 _NOTIFICATION_FILE = """The deanery's DNC file for the day, delivered to ESR_EXPORT_DIR, and the notifications marked EXPORTED.
 
-One file `DE_<DEANERY>_DNC_<YYYYMMDD>_<SEQ>.DAT` per deanery and day, numbered from the deanery's own DNC
-counter (separate from the APP numbers) with the same guarantees: every eligible notification in exactly
-one file, no gap or repeat in the numbers, a killed run finished by the next one under the same name.
+One file `DE_<DEANERY>_DNC_<YYYYMMDD>_<SEQ>.DAT` per deanery and day (a later run of the partition puts
+notifications that arrived since in a further file), numbered from the deanery's own DNC counter
+(separate from the APP numbers) with the same guarantees: every eligible notification in exactly one
+file, no gap or repeat in the numbers, a killed run finished by the next one under the same name.
 With nothing eligible, no file is written and no number is taken."""
 
 
@@ -83,7 +86,12 @@ def build_export_assets(
         mongodb: MongoDBResource,
         export_policy: ExportPolicyResource,
     ) -> Any:
-        exporter = build_exporter(mongodb, export_policy, stream)
+        try:
+            exporter = build_exporter(mongodb, export_policy, stream)
+        except MongoUnavailableError as error:
+            # Unreachable before anything was read is a wrong ESR_MONGODB_URI as often as a server that is
+            # down: fail now, so the failure alert goes out at once; a server lost mid-run is retried.
+            raise Failure(description=str(error), allow_retries=False) from None
         with retrying_transient_errors(context, f"Selecting the {stream.record_noun}s"):
             selections = [
                 exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()

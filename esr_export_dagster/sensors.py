@@ -30,11 +30,11 @@ from .domain.stale_records import (
     classify_notifications,
     plan_announcements,
 )
-from .domain.streams import NOTIFICATION_STREAM
+from .domain.streams import STREAMS
 from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
-from .storage.collections import ensure_indexes
+from .storage.collections import ensure_queue_index
 from .storage.stale_query import pending_notifications, pending_records
 
 # Read when the code location loads (no I/O): how often the sensor looks, 15 minutes unless configured.
@@ -69,8 +69,10 @@ def stale_to_export_sensor(
 ):
     now = dt.datetime.now(dt.timezone.utc)
     database = mongodb.get_database()
-    ensure_indexes(database)
-    ensure_indexes(database, NOTIFICATION_STREAM)
+    # Only the index its own query needs: a failing build of the export's indexes (duplicates upstream,
+    # say) must not silence the alerts.
+    for stream in STREAMS:
+        ensure_queue_index(database, stream)
     policy = stale_policy.policy(export_policy)
     findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
     late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - policy.notification_late_after

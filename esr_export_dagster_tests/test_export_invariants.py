@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from esr_export_dagster.domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH
@@ -109,6 +110,29 @@ def test_a_record_missing_mandatory_fields_becomes_invalid_and_the_rest_goes_out
     assert summary["invalid_marked_this_run"] == 1
     (name,) = summary["files_written_by_this_run"]
     assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in good)
+
+
+def test_records_without_a_reference_become_invalid_and_upstream_can_still_write_more(harness):
+    good = harness.add_due("SEV", RUN_DATE, count=2)
+    unreferenced = harness.add_due("SEV", RUN_DATE, count=2)
+    harness.records.update_many(
+        {"_id": {"$in": [r["_id"] for r in unreferenced]}}, {"$unset": {harness.stream.reference_field: ""}}
+    )
+
+    summary = harness.run_ok(RUN_DATE, "SEV")
+
+    assert summary["invalid_marked_this_run"] == 2
+    for record in unreferenced:
+        document = harness.records.find_one({"_id": record["_id"]})
+        assert document["status"] == INVALID_DATA
+        assert harness.stream.reference_field in document["generationError"]
+    (name,) = summary["files_written_by_this_run"]
+    assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in good)
+    # The export's unique index on the reference covers numeric references only: TIS can still write
+    # records without one, and a duplicate reference is still refused.
+    harness.records.insert_many([{"deanery": "SEV", "status": TO_EXPORT} for _ in range(2)])
+    with pytest.raises(DuplicateKeyError):
+        harness.records.insert_one({harness.stream.reference_field: harness.reference(good[0])})
 
 
 def test_a_month_run_as_one_range_equals_running_each_day_in_order(harness):
