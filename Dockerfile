@@ -22,11 +22,11 @@ WORKDIR /opt/esr-export
 COPY pyproject.toml README.md ./
 COPY esr_export_dagster ./esr_export_dagster
 
-# The README's set-up, step for step (the Makefile's .venv/.installed recipe), so the image runs exactly
-# what `make run` and CI install.
+# The README's set-up, step for step (the Makefile's .venv/.installed recipe), so the image runs what
+# `make run` and CI install: every step but the last, which adds the local stand-in and the test tools.
 RUN python -m venv .venv \
     && .venv/bin/python -m pip install --quiet --upgrade pip \
-    && .venv/bin/python -m pip install --quiet -e '.[test]'
+    && .venv/bin/python -m pip install --quiet -e .
 
 # The run worker writes Dagster's local artefacts under DAGSTER_HOME; the export directory itself is a
 # mounted volume and is created 0700 by the exporter.

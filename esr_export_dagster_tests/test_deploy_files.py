@@ -245,12 +245,18 @@ def cmd() -> list[str]:
 # --- Dockerfile -------------------------------------------------------------------------------------
 
 
-def test_the_image_installs_the_project_with_the_makefiles_own_pip_commands():
+def test_the_image_installs_the_project_with_the_makefiles_own_pip_commands_but_not_the_test_tools():
     pip_commands = [command for command in makefile_install_commands() if "pip install" in command]
-    assert any(command.endswith(" -e '.[test]'") for command in pip_commands), pip_commands
+    extras = [command for command in pip_commands if "[" in command]
+    assert extras == [".venv/bin/python -m pip install --quiet -e '.[test]'"], pip_commands
     image_commands = dockerfile_shell_commands()
     for command in pip_commands:
-        assert command in image_commands, f"the Dockerfile does not run `{command}`"
+        if command in extras:
+            # The stand-in, pytest and Playwright have no place in the production image.
+            assert command not in image_commands, f"the Dockerfile installs the test tools: `{command}`"
+        else:
+            assert command in image_commands, f"the Dockerfile does not run `{command}`"
+    assert ".venv/bin/python -m pip install --quiet -e ." in image_commands
     # The venv the recipe creates when there is none: `$(PYTHON) -m venv $(VENV)`.
     assert "python -m venv .venv" in image_commands
 
