@@ -74,7 +74,6 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
             metadata={"by_deanery": MetadataValue.json(per_deanery)},
         )
 
-
     @asset_check(
         asset=export_file,
         partitions_def=export_partitions,
@@ -110,7 +109,6 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
             severity=AssetCheckSeverity.ERROR,
             metadata={"files_checked": checked, "mismatched_files": MetadataValue.json(mismatched)},
         )
-
 
     @asset_check(
         asset=export_file,

@@ -171,7 +171,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                     )
                 written.extend(outcomes)
             summaries = summarise_partitions(context, exporter, opened, written)
-            context.add_output_metadata(_materialization_metadata(summaries))
+            context.add_output_metadata(_materialization_metadata(summaries, stream))
             return summaries
 
     return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
@@ -211,7 +211,7 @@ def summarise_partitions(
     return summaries
 
 
-def _materialization_metadata(summaries: dict[str, dict]) -> dict:
+def _materialization_metadata(summaries: dict[str, dict], stream: ExportStream) -> dict:
     """What the UI shows on the materialization; a range run's partitions share one, so it sums them."""
     files = [file for summary in summaries.values() for file in summary["files_for_partition"]]
     metadata = {
@@ -220,9 +220,10 @@ def _materialization_metadata(summaries: dict[str, dict]) -> dict:
         "file_count": len(files),
         "files": MetadataValue.json(files),
         "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
-        "largest_per_post_count": max((s["largest_post_count"] for s in summaries.values()), default=0),
         "eligibility_window": next(iter(summaries.values()))["window"],
     }
+    if stream.limits_records_per_post:
+        metadata["largest_per_post_count"] = max((s["largest_post_count"] for s in summaries.values()), default=0)
     if len(summaries) > 1:
         metadata["partitions"] = len(summaries)
     if not files:

@@ -45,7 +45,10 @@ def selections_to_frame(selections: Iterable[Selection]) -> pd.DataFrame:
         for selection in selections
         for record in selection.records
     ]
-    return pd.DataFrame(rows, columns=list(COLUMNS)).astype({"counter_version": "object"})
+    # Built as objects, then typed: with one reference missing, pandas would infer float64 for the column,
+    # which cannot hold every 64-bit id exactly; nullable Int64 can.
+    frame = pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+    return frame.astype({"reference": "Int64", "counter_exists": bool})
 
 
 def partition_keys_of(frame: pd.DataFrame) -> pd.Series:

@@ -14,21 +14,22 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pytest
-from dagster import DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
+from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.database import Database
 
+from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
 from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
 from esr_export_dagster.io_managers import ExportIOManager
+from esr_export_dagster.jobs import export_file_asset, export_job
 from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
-from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.resources import (
     ExportDirectoryResource,
     ExportPolicyResource,
@@ -158,18 +159,18 @@ class ExportHarness:
 
     @property
     def job_name(self) -> str:
-        return f"daily_{self.stream.name}_export_job"
+        return export_job(self.stream).name
 
     @property
-    def write_node(self) -> str:
-        return f"{self.stream.name}_export_file.write_{self.stream.name}_export_files"
+    def file_asset_key(self) -> AssetKey:
+        return export_file_asset(self.stream).key
 
     @property
     def records(self) -> Collection:
         return self.database[self.stream.records_collection]
 
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
-        (summary,) = result.output_for_node(self.write_node).values()
+        (summary,) = result.asset_value(self.file_asset_key).values()
         return summary
 
     def add(self, deanery: str, start: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:

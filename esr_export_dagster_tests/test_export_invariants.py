@@ -64,7 +64,9 @@ def test_nothing_eligible_writes_no_file_and_takes_no_number(harness):
     assert result.success
     assert files_on_disk(harness.export_dir, file_type=harness.stream.file_type) == {}
     assert harness.database[COUNTER].find_one({"_id": harness.stream.counter_id("WES")})["seq"] == 41
-    (materialization,) = result.asset_materializations_for_node(harness.write_node)
+    (materialization,) = [
+        e.materialization for e in result.get_asset_materialization_events() if e.asset_key == harness.file_asset_key
+    ]
     assert "No eligible records" in materialization.metadata["outcome"].value
 
 

@@ -100,6 +100,12 @@ def test_a_sound_notification_export_passes_every_check(notifications):
         "file_lines_match_exported_records": True,
         "invalid_records_not_growing": True,
     }
+    (file_event,) = [
+        e for e in result.get_asset_materialization_events() if e.asset_key.path == ["notification_export_file"]
+    ]
+    metadata = file_event.materialization.metadata
+    assert metadata["exported_records"].value == 4
+    assert "largest_per_post_count" not in metadata  # a per-post count means nothing without a per-post limit
 
 
 def test_a_notification_arriving_during_the_run_fails_the_check(notifications, fault_proxy):

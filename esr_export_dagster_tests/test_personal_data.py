@@ -72,7 +72,7 @@ def test_a_full_days_export_leaks_no_personal_value(harness, caplog, capfd):
     event_log = [serialize_value(entry) for r in results for entry in harness.instance.all_logs(r.run_id)]
     captured = capfd.readouterr()
     stored_selections = _stored_selections(harness)
-    outputs = [serialize_value(r.output_for_node(harness.write_node)) for r in results]
+    outputs = [serialize_value(r.asset_value(harness.file_asset_key)) for r in results]
     haystacks = {
         "dagster event log": "\n".join(event_log),
         "python logging": "\n".join(record.getMessage() for record in caplog.records),

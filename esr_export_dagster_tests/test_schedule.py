@@ -62,8 +62,8 @@ def test_a_tick_requests_one_run_per_deanery_for_that_days_partition(stream):
 def test_run_keys_are_stable_so_a_re_evaluated_tick_launches_nothing_twice(stream):
     tick = tick_of(stream)
     assert [r.run_key for r in run_requests_at(stream, tick)] == [r.run_key for r in run_requests_at(stream, tick)]
-    next_day = [r.run_key for r in run_requests_at(stream, tick_of(stream, 30))]
-    assert set(next_day).isdisjoint(r.run_key for r in run_requests_at(stream, tick))
+    day_before = [r.run_key for r in run_requests_at(stream, tick_of(stream, 30))]
+    assert set(day_before).isdisjoint(r.run_key for r in run_requests_at(stream, tick))
     assert run_requests_at(stream, tick)[0].run_key == f"{SCHEDULES[stream][3]}-2021-07-31-EOE"
 
 

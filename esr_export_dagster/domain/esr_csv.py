@@ -67,14 +67,6 @@ class Column:
         return tuple(int(part) if part.isdigit() else part for part in self.source.split("."))
 
 
-def _text(name: str, source: str | None = None) -> Column:
-    return Column(name, source or f"applicant.{name}", "text")
-
-
-def _date(name: str, source: str | None = None) -> Column:
-    return Column(name, source or f"applicant.{name}", "date")
-
-
 @dataclass
 class RenderReport:
     """What rendering had to normalise, by field name only (the values are personal data)."""

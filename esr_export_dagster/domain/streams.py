@@ -20,6 +20,11 @@ APP_RECORDS = "generatedAppRecord"
 NOTIFICATION_RECORDS = "notificationRecord"
 
 
+def counter_id(file_type: str, deanery: str) -> str:
+    """The ``counter`` document of a deanery's files of one type: ``APP_EOE``, ``DNC_EOE``."""
+    return f"{file_type}_{deanery}"
+
+
 @dataclass(frozen=True)
 class ExportStream:
     file_type: str
@@ -39,7 +44,7 @@ class ExportStream:
     limits_records_per_post: bool
 
     def counter_id(self, deanery: str) -> str:
-        return f"{self.file_type}_{deanery}"
+        return counter_id(self.file_type, deanery)
 
 
 APP_STREAM = ExportStream(

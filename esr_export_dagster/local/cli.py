@@ -23,6 +23,7 @@ from dagster import BetaWarning, DagsterInstance, Definitions, PreviewWarning
 
 from ..domain.deaneries import DEANERIES
 from ..domain.streams import STREAMS, ExportStream
+from ..jobs import export_file_asset, export_job
 from ..partitions import DEANERY_TAG, export_partition_key
 from ..storage.mongo import connect, describe_hosts, require_reachable
 from .demo_data import seed_demo_data
@@ -92,7 +93,7 @@ def run_export(run_date: dt.date) -> int:
 
 def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStream, run_date: dt.date) -> int:
     """Every deanery's partition of one stream's job, as the schedule launches them; returns the failures."""
-    job = defs.resolve_job_def(f"daily_{stream.name}_export_job")
+    job = defs.resolve_job_def(export_job(stream).name)
     failures = 0
     print(f"\nESR {stream.file_type} export for {run_date.isoformat()} (files in {os.environ['ESR_EXPORT_DIR']})")
     for deanery in DEANERIES:
@@ -108,8 +109,7 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
             failures += 1
             print(f"  {deanery}: FAILED (run {result.run_id}; open it in `make dev` for the error)")
             continue
-        node = f"{stream.name}_export_file.write_{stream.name}_export_files"
-        summary = next(iter(result.output_for_node(node).values()))
+        (summary,) = result.asset_value(export_file_asset(stream).key).values()
         files = summary["files_for_partition"]
         paths = ", ".join(str(Path(os.environ["ESR_EXPORT_DIR"]) / f["name"]) for f in files) or "no file"
         failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
@@ -119,7 +119,6 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
             + (f"\n       checks failed: {', '.join(failed_checks)}" if failed_checks else "")
         )
     return failures
-
 
 
 def run_dev(port: int) -> int:

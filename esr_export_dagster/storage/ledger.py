@@ -30,6 +30,7 @@ from pymongo.errors import DuplicateKeyError
 
 from ..domain.esr_csv import export_file_name
 from ..domain.file_plan import PlannedFile
+from ..domain.streams import counter_id
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 
 PLANNED = "PLANNED"
@@ -98,7 +99,7 @@ class ExportLedger:
     clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
 
     def counter_id(self, deanery: str) -> str:
-        return f"{self.file_type}_{deanery}"
+        return counter_id(self.file_type, deanery)
 
     # -- counter ---------------------------------------------------------------------------------
 
