@@ -108,10 +108,11 @@ class StaleRecordPolicyResource(ConfigurableResource):
         default=DAILY_RUN_TIME_UTC.strftime("%H:%M"), description="When the daily APP export runs (HH:MM, UTC)."
     )
     grace_minutes: int = Field(
-        default=60, description=(
+        default=60,
+        description=(
             "After the scheduled time plus this, records due today count as overdue; a notification counts as "
             "late no sooner than this after the DNC export that should have carried it."
-        )
+        ),
     )
     catch_up_runs: bool = Field(
         default=True, description="Request runs for partitions that would still export overdue or at-risk records."

@@ -55,7 +55,8 @@ _CATCH_UP_JOBS = {
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Finds applicant records still TO_EXPORT that are overdue, at risk of missing ESR's window, or past "
-        "their start date, and notifications still TO_EXPORT a day after their creation; alerts the support "
+        "their start date, notifications still TO_EXPORT a day after their creation and after the DNC export "
+        "that should have carried them, and records of no known deanery; alerts the support "
         "team once (again daily while unresolved, and when cleared) and requests catch-up runs for the "
         "partitions that would still export them."
     ),
