@@ -11,7 +11,17 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from dagster import Backoff, Failure, Jitter, MetadataValue, OpDefinition, OpExecutionContext, RetryPolicy, op
+from dagster import (
+    AssetExecutionContext,
+    Backoff,
+    Failure,
+    Jitter,
+    MetadataValue,
+    OpDefinition,
+    OpExecutionContext,
+    RetryPolicy,
+    op,
+)
 
 from .domain.deaneries import UnknownDeaneryError
 from .domain.streams import ExportStream
@@ -45,7 +55,7 @@ class NumberedBatch:
 
 
 @contextlib.contextmanager
-def retrying_transient_errors(context: OpExecutionContext, step: str) -> Iterator[None]:
+def retrying_transient_errors(context: OpExecutionContext | AssetExecutionContext, step: str) -> Iterator[None]:
     """Let transient errors reach the RetryPolicy; turn every other error into a final, safe Failure."""
     try:
         yield

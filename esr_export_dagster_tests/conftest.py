@@ -213,14 +213,12 @@ class ExportHarness:
         return export_file_name(deanery, self.stream.file_type, run_date, sequence)
 
     def subprocess_env(self, uri: str | None = None) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("ESR_")}
-        env.update(
+        return isolated_env(
             ESR_MONGODB_URI=uri or self.uri,
             ESR_MONGODB_DATABASE=self.database.name,
             ESR_EXPORT_DIR=str(self.export_dir),
             PYTHONPATH=str(PROJECT_ROOT),
         )
-        return env
 
     def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:
         """The job in a separate process, as a run worker would execute it."""

@@ -107,12 +107,8 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     grouped: dict[tuple[str, str], list[PendingRecord]] = defaultdict(list)
     for record in records:
         category = _category(record.start_date, today, overdue_now, policy.window)
-        if category is None:
-            continue
-        if record.deanery in DEANERIES:
-            grouped[(record.deanery, category)].append(record)
-        else:
-            grouped[(UNKNOWN_DEANERY_LABEL, UNKNOWN_DEANERY)].append(record)
+        if category is not None:
+            grouped[_group_key(record.deanery, category, UNKNOWN_DEANERY)].append(record)
     findings = []
     for (deanery, category), members in sorted(grouped.items()):
         members.sort(key=lambda r: (r.start_date, r.placement_id or 0))
@@ -139,12 +135,8 @@ def classify_notifications(records: Iterable[PendingNotification], now: dt.datet
     today = now_utc.date()
     grouped: dict[tuple[str, str], list[PendingNotification]] = defaultdict(list)
     for record in records:
-        if now_utc <= policy.notification_late_at(record.created):
-            continue
-        if record.deanery in DEANERIES:
-            grouped[(record.deanery, LATE_NOTIFICATION)].append(record)
-        else:
-            grouped[(UNKNOWN_DEANERY_LABEL, NOTIFICATION_UNKNOWN_DEANERY)].append(record)
+        if now_utc > policy.notification_late_at(record.created):
+            grouped[_group_key(record.deanery, LATE_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY)].append(record)
     findings = []
     for (deanery, category), members in sorted(grouped.items()):
         members.sort(key=lambda r: (r.created, r.notification_id or 0))
@@ -159,6 +151,11 @@ def classify_notifications(records: Iterable[PendingNotification], now: dt.datet
             )
         )
     return findings
+
+
+def _group_key(deanery: str, category: str, unknown_category: str) -> tuple[str, str]:
+    """A record of no ESR deanery goes in ``unknown_category``, under a label instead of its stored code."""
+    return (deanery, category) if deanery in DEANERIES else (UNKNOWN_DEANERY_LABEL, unknown_category)
 
 
 def _category(start: dt.date, today: dt.date, overdue_now: bool, window: EligibilityWindow) -> str | None:
