@@ -34,7 +34,7 @@ def build_daily_export_schedule(
 ) -> ScheduleDefinition:
     """One run request per deanery for the tick's date, each with a run key stable per day and deanery.
 
-    Any cron and name: the production-daemon tests tick the same run requests every minute.
+    Any cron and name: the production-daemon tests tick the same run requests at a time of their choosing.
     """
 
     @schedule(

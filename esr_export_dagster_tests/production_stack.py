@@ -5,6 +5,7 @@ run workers), all real processes, in one process group per daemon so that nothin
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 import re
 import signal
@@ -24,9 +25,10 @@ from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, SCHEDULE_NAME_TAG,
 
 from esr_export_dagster.local.cli import stop_process_group
 from esr_export_dagster.partitions import DEANERY_TAG
+from esr_export_dagster.schedules import daily_cron
 
 from .conftest import PROJECT_ROOT, isolated_env
-from .daemon_location import TEST_SCHEDULE_NAME
+from .daemon_location import TEST_SCHEDULE_CRON_VARIABLE, TEST_SCHEDULE_NAME
 from .postgres_cluster import PostgresCluster
 
 DEPLOY_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
@@ -35,6 +37,17 @@ DEPLOY_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
 # Every policy (storage, run and tag limits, pools, run retries, run monitoring, retention) stays as deployed.
 TIMING_OVERRIDES = {"run_monitoring": {"poll_interval_seconds": 2, "start_timeout_seconds": 60}}
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
+# The daemon starts counting a schedule's ticks when its scheduler first sees it, a few seconds after
+# the daemon starts (about 5 s here); a tick due before that would never come. The margin leaves room
+# for a loaded 2-core CI machine.
+FIRST_TICK_MARGIN = dt.timedelta(seconds=30)
+
+
+def first_tick_after(now: dt.datetime) -> dt.datetime:
+    """The first whole minute at least FIRST_TICK_MARGIN after ``now``."""
+    earliest = now + FIRST_TICK_MARGIN
+    whole = earliest.replace(second=0, microsecond=0)
+    return whole if whole == earliest else whole + dt.timedelta(minutes=1)
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -99,6 +112,11 @@ class ProductionStack:
         return self._instance
 
     def start_daemon(self) -> subprocess.Popen[bytes]:
+        """Start ``dagster-daemon run``. The first start fixes the schedule's one tick; a restarted daemon
+        loads the same cron, whose next tick is a day away."""
+        if TEST_SCHEDULE_CRON_VARIABLE not in self.env:
+            tick = first_tick_after(dt.datetime.now(dt.timezone.utc))
+            self.env[TEST_SCHEDULE_CRON_VARIABLE] = daily_cron(tick.time())
         daemon = Path(sys.executable).with_name("dagster-daemon")
         with self.log.open("ab") as log:
             process = subprocess.Popen(
@@ -136,7 +154,7 @@ class ProductionStack:
         """Every run of the test schedule, the run retries included (they inherit its tags)."""
         return list(self.instance.get_run_records(RunsFilter(tags={SCHEDULE_NAME_TAG: TEST_SCHEDULE_NAME})))
 
-    def wait_until_settled(self, expected_runs: int, timeout: float = 300) -> list[RunRecord]:
+    def wait_until_settled(self, expected_runs: int, timeout: float = 360) -> list[RunRecord]:
         """Until the tick's runs and their retries are all finished and no retry is still to come."""
         deadline = time.monotonic() + timeout
         records: list[RunRecord] = []
