@@ -97,7 +97,7 @@ def build_export_assets(
                 exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
         frame = selections_to_frame(selections)
-        valid = frame[frame["invalid_fields"] == ""]
+        valid = frame[(frame["invalid_fields"] == "") & (frame["conflict"] == "")]
         metadata: dict[str, Any] = {
             "dagster/row_count": len(frame),
             "eligible_records": len(frame),

@@ -28,6 +28,7 @@ from .domain.streams import ExportStream
 from .partitions import run_dates_by_deanery
 from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
 from .selection_frame import selections_from_frame
+from .storage.errors import ExportStateError
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
 from .storage.mongo import is_transient
@@ -97,7 +98,8 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
         """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
         with retrying_transient_errors(context, "Opening the export batch"):
             exporter = build_exporter(mongodb, export_policy, stream, export_directory)
-            exporter.prepare()
+            for note in exporter.prepare():
+                context.log.warning(note)
             selections = selections_from_frame(record_selection)
             outcomes = []
             for deanery, run_dates in run_dates_by_deanery(context).items():
@@ -106,6 +108,14 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                     context.log.warning(
                         f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
                         "interrupted or concurrent run, before planning this run's files"
+                    )
+                for note in outcome.notes:
+                    context.log.warning(f"{deanery}: {note}")
+                if outcome.duplicate_references:
+                    context.log.warning(
+                        f"{deanery}: {stream.reference_field}(s) {', '.join(map(str, outcome.duplicate_references))} "
+                        f"are each held by more than one {stream.record_noun}: those set to INVALID_DATA, not "
+                        "exported (see their generationError)"
                     )
                 if outcome.invalid_count:
                     context.log.warning(
@@ -253,6 +263,6 @@ def _code(error: BaseException) -> str:
 
 def _safe_message(error: BaseException) -> str:
     """Our own errors are written to be safe to show; anything else is reduced to its class and code."""
-    if isinstance(error, (ExportDirectoryError, UnknownDeaneryError)):
+    if isinstance(error, (ExportDirectoryError, ExportStateError, UnknownDeaneryError)):
         return str(error)
     return f"{error.__class__.__name__}{_code(error)}"

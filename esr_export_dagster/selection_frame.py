@@ -22,6 +22,7 @@ COLUMNS = (
     "anchor_date",
     "run_date",
     "invalid_fields",
+    "conflict",
     "counter_id",
     "counter_exists",
     "counter_version",
@@ -38,6 +39,7 @@ def selections_to_frame(selections: Iterable[Selection]) -> pd.DataFrame:
             "anchor_date": record.anchor_date,
             "run_date": record.run_date,
             "invalid_fields": ",".join(record.invalid_fields),
+            "conflict": record.conflict,
             "counter_id": selection.read_at.counter_id,
             "counter_exists": selection.read_at.exists,
             "counter_version": selection.read_at.version,
@@ -81,11 +83,12 @@ def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> d
                 record_id=record_id,
                 reference=None if no_reference else int(reference),
                 post_number=None if no_post_number else str(post_number),
-                anchor_date=anchor_date,
+                anchor_date=None if anchor_date is None or pd.isna(anchor_date) else anchor_date,
                 run_date=run_date,
                 invalid_fields=tuple(name for name in str(invalid_fields).split(",") if name),
+                conflict=str(conflict or ""),
             )
-            for record_id, reference, no_reference, post_number, no_post_number, anchor_date, run_date, invalid_fields in zip(
+            for record_id, reference, no_reference, post_number, no_post_number, anchor_date, run_date, invalid_fields, conflict in zip(
                 rows["record_id"].tolist(),
                 rows["reference"].tolist(),
                 rows["reference"].isna().tolist(),
@@ -94,6 +97,7 @@ def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> d
                 rows["anchor_date"].tolist(),
                 rows["run_date"].tolist(),
                 rows["invalid_fields"].tolist(),
+                rows["conflict"].tolist(),
             )
         )
         selections[str(deanery)] = Selection(str(deanery), read_at, records)

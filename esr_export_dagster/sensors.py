@@ -26,6 +26,8 @@ from .domain.stale_records import (
     AT_RISK,
     LATE_NOTIFICATION,
     OVERDUE,
+    UNDATED,
+    UNDATED_NOTIFICATION,
     classify,
     classify_notifications,
     plan_announcements,
@@ -46,6 +48,9 @@ _CATCH_UP_JOBS = {
     OVERDUE: daily_app_export_job.name,
     AT_RISK: daily_app_export_job.name,
     LATE_NOTIFICATION: daily_notification_export_job.name,
+    # Today's run sets undated records INVALID_DATA, naming the field: they stop waiting unseen.
+    UNDATED: daily_app_export_job.name,
+    UNDATED_NOTIFICATION: daily_notification_export_job.name,
 }
 
 
@@ -138,27 +143,31 @@ def export_run_failure_alert(
 ):
     run = context.dagster_run
     failed_steps = context.get_step_failure_events()
-    errors = sorted(
-        {
-            f"{event.step_key}: {event.step_failure_data.error.cls_name}"
-            for event in failed_steps
-            if event.step_failure_data.error is not None
-        }
-    )
+    errors = sorted({f"{event.step_key}: {_failure_text(event.step_failure_data)}" for event in failed_steps})
     partition = run.tags.get("dagster/partition", "none")
     text = "\n".join(
         [
             f"ESR export run failed: job {run.job_name}, partition {partition}.",
             f"Failed step(s): {'; '.join(errors) or 'the run failed before any step ran'}.",
             f"Run: {stale_policy.ui_url.rstrip('/')}/runs/{run.run_id}",
-            "What to do: open the run for the error, fix its cause, then re-materialize the partition; "
-            "nothing was exported twice and no file number was lost.",
+            "What to do: fix the cause the error names (README, 'When something goes wrong'), then "
+            "re-materialize the partition; its next run first finishes any file this run left unfinished, "
+            "under the same name and number.",
         ]
     )
     context.log.warning(text)
     failed = alert_channels.deliver(text, alert_channels.channels())
     if failed:
         raise RuntimeError(f"Could not deliver the run-failure alert on {', '.join(failed)}")
+
+
+def _failure_text(data: Any) -> str:
+    """The export's own description of a failure (written to be safe to show), else the error's class only:
+    another exception's message may quote a value from a record."""
+    failure = getattr(data, "user_failure_data", None)
+    if failure is not None and failure.description:
+        return failure.description
+    return data.error.cls_name if data.error is not None else "unknown error"
 
 
 def _load_cursor(raw: str | None) -> dict[str, Any]:

@@ -45,6 +45,13 @@ def marks_exported(command: Command) -> bool:
     )
 
 
+def records_marked_in_ledger(command: Command) -> bool:
+    """The file ledger's note that the file's records are marked, sent before the file is written."""
+    return writes_to("exportFile")(command) and any(
+        u.get("$set", {}).get("state") == "MARKED" for _, u in _updates(command)
+    )
+
+
 def completes_file(command: Command) -> bool:
     return writes_to("exportFile")(command) and any(
         u.get("$set", {}).get("state") == "COMPLETE" for _, u in _updates(command)

@@ -1,4 +1,4 @@
-"""A failed export run is announced with the job, the partition, the error class and a link; no data."""
+"""A failed export run is announced with the job, the partition, the export's own error text and a link; no data."""
 
 from __future__ import annotations
 
@@ -44,7 +44,10 @@ def test_a_failed_run_is_announced_with_a_link_and_no_stack_trace(harness, tmp_p
     (text,) = teams.received
     name = harness.stream.name
     assert f"ESR export run failed: job daily_{name}_export_job, partition 2021-07-31|NTH." in text
-    assert f"{name}_export_file.open_{name}_export_batches: Failure" in text
+    assert f"{name}_export_file.open_{name}_export_batches: Opening the export batch failed: ESR_EXPORT_DIR" in text
+    assert "is not writable" in text
+    # It claims nothing it has not checked.
+    assert "no file number was lost" not in text
     assert f"http://dagster.example:3000/runs/{result.run_id}" in text
     assert "Traceback" not in text
     personal = record["applicant"]["lastName"] if "applicant" in record else record["nextAppointmentTraineeLastName"]

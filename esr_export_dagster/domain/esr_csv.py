@@ -14,11 +14,11 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .deaneries import require_deanery
 from .records import parse_date
+from .sequence import MAX_SEQUENCE
 
 LINE_ENDING = "\n"
 ENCODING = "utf-8"
 
-_MAX_SEQUENCE = 99_999_999
 _FILE_NAME = re.compile(r"DE_(?P<deanery>[A-Z]{2,4})_(?P<type>[A-Z]{3})_(?P<date>\d{8})_(?P<seq>\d{8})\.DAT")
 _FILE_TYPE = re.compile(r"[A-Z]{3}")
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
@@ -29,7 +29,7 @@ def export_file_name(deanery: str, file_type: str, run_date: dt.date, sequence: 
     require_deanery(deanery)
     if not _FILE_TYPE.fullmatch(file_type):
         raise ValueError(f"Not an ESR file type: {file_type!r}")
-    if not 1 <= sequence <= _MAX_SEQUENCE:
+    if not 1 <= sequence <= MAX_SEQUENCE:
         raise ValueError(f"Sequence number {sequence} does not fit ESR's 8-digit file sequence")
     return f"DE_{deanery}_{file_type}_{run_date:%Y%m%d}_{sequence:08d}.DAT"
 

@@ -23,10 +23,13 @@ PAST_START = "past_start"
 AT_RISK = "at_risk"
 OVERDUE = "overdue"
 LATE_NOTIFICATION = "late_notification"
+# Records whose start (or creation) date is missing or not a date: no date range can ever select them.
+UNDATED = "undated"
+UNDATED_NOTIFICATION = "undated_notification"
 # Records whose deanery is not one of ESR's codes: no deanery's export selects them, ever.
 UNKNOWN_DEANERY = "unknown_deanery"
 NOTIFICATION_UNKNOWN_DEANERY = "notification_unknown_deanery"
-NOTIFICATION_CATEGORIES = frozenset({LATE_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY})
+NOTIFICATION_CATEGORIES = frozenset({LATE_NOTIFICATION, UNDATED_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY})
 # Grouped under this instead of the stored value, which is not on the allow-list and so is not shown.
 UNKNOWN_DEANERY_LABEL = "?"
 SAMPLE_SIZE = 10
@@ -38,14 +41,16 @@ NOTIFICATION_LATE_AFTER = dt.timedelta(days=1)
 class PendingRecord:
     deanery: str
     placement_id: int | None
-    start_date: dt.date
+    # None: missing, or stored as something that is not a date.
+    start_date: dt.date | None
 
 
 @dataclass(frozen=True)
 class PendingNotification:
     deanery: str
     notification_id: int | None
-    created: dt.datetime
+    # None: missing, or stored as something that is not a date.
+    created: dt.datetime | None
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ class Finding:
     deanery: str
     category: str
     count: int
-    # The earliest start date (applicants) or creation date (notifications) among them.
-    earliest_date: dt.date
+    # The earliest start date (applicants) or creation date (notifications) among them; None when undated.
+    earliest_date: dt.date | None
     # Placement ids (applicants) or notification ids.
     sample_ids: tuple[int, ...]
     # Partitions whose run would export these records now (none for records past their start).
@@ -99,6 +104,7 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     - at risk: it starts before today's window opens (under 2 days away), so no scheduled run will
       take it again; the partition of its last eligible day still would.
     - overdue: today's run should have taken it (the scheduled time plus grace has passed).
+    - undated: its start date is missing or not a date; the deanery's next run sets it INVALID_DATA.
     - unknown deanery: any of the above, in a record whose deanery is not an ESR code; only fixing the
       record in TIS can help.
     """
@@ -111,7 +117,7 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
             grouped[_group_key(record.deanery, category, UNKNOWN_DEANERY)].append(record)
     findings = []
     for (deanery, category), members in sorted(grouped.items()):
-        members.sort(key=lambda r: (r.start_date, r.placement_id or 0))
+        members.sort(key=lambda r: (r.start_date or dt.date.min, r.placement_id or 0))
         findings.append(
             Finding(
                 deanery=deanery,
@@ -135,19 +141,23 @@ def classify_notifications(records: Iterable[PendingNotification], now: dt.datet
     today = now_utc.date()
     grouped: dict[tuple[str, str], list[PendingNotification]] = defaultdict(list)
     for record in records:
-        if now_utc > policy.notification_late_at(record.created):
+        if record.created is None:
+            # Never late and never on time: no cut-off can ever select it, so it is reported at once.
+            grouped[_group_key(record.deanery, UNDATED_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY)].append(record)
+        elif now_utc > policy.notification_late_at(record.created):
             grouped[_group_key(record.deanery, LATE_NOTIFICATION, NOTIFICATION_UNKNOWN_DEANERY)].append(record)
     findings = []
     for (deanery, category), members in sorted(grouped.items()):
-        members.sort(key=lambda r: (r.created, r.notification_id or 0))
+        members.sort(key=lambda r: (r.created or dt.datetime.min, r.notification_id or 0))
+        earliest = members[0].created
         findings.append(
             Finding(
                 deanery=deanery,
                 category=category,
                 count=len(members),
-                earliest_date=members[0].created.date(),
+                earliest_date=earliest.date() if earliest is not None else None,
                 sample_ids=tuple(r.notification_id for r in members[:SAMPLE_SIZE] if r.notification_id is not None),
-                catch_up_dates=(today,) if category == LATE_NOTIFICATION else (),
+                catch_up_dates=(today,) if category in (LATE_NOTIFICATION, UNDATED_NOTIFICATION) else (),
             )
         )
     return findings
@@ -158,7 +168,9 @@ def _group_key(deanery: str, category: str, unknown_category: str) -> tuple[str,
     return (deanery, category) if deanery in DEANERIES else (UNKNOWN_DEANERY_LABEL, unknown_category)
 
 
-def _category(start: dt.date, today: dt.date, overdue_now: bool, window: EligibilityWindow) -> str | None:
+def _category(start: dt.date | None, today: dt.date, overdue_now: bool, window: EligibilityWindow) -> str | None:
+    if start is None:
+        return UNDATED
     if start <= today:
         return PAST_START
     if start < today + window.lower:
@@ -171,10 +183,11 @@ def _category(start: dt.date, today: dt.date, overdue_now: bool, window: Eligibi
 def _catch_up_dates(
     category: str, members: list[PendingRecord], today: dt.date, window: EligibilityWindow
 ) -> tuple[dt.date, ...]:
-    if category == OVERDUE:
+    # Today's run of the deanery exports the overdue records and sets the undated ones INVALID_DATA.
+    if category in (OVERDUE, UNDATED):
         return (today,)
     if category == AT_RISK:
-        return tuple(sorted({window.last_run_date_holding(r.start_date) for r in members}))
+        return tuple(sorted({window.last_run_date_holding(r.start_date) for r in members if r.start_date is not None}))
     return ()
 
 
@@ -229,6 +242,10 @@ _HEADLINES = {
     AT_RISK: "{count} applicant record(s) in {deanery} start in under {lower} days and no scheduled export will send them",
     OVERDUE: "{count} applicant record(s) in {deanery} should have gone to ESR in today's {time} export and have not",
     LATE_NOTIFICATION: "{count} notification(s) in {deanery} were created over a day ago and have not gone to ESR in a DNC file",
+    UNDATED: "{count} applicant record(s) in {deanery} have a start date that is missing or not a date, so no export can select them",
+    UNDATED_NOTIFICATION: (
+        "{count} notification(s) in {deanery} have a creation date that is missing or not a date, so no export can select them"
+    ),
     UNKNOWN_DEANERY: "{count} applicant record(s) due for export have a deanery that is not an ESR deanery code, so no export will ever send them",
     NOTIFICATION_UNKNOWN_DEANERY: "{count} notification(s) created over a day ago have a deanery that is not an ESR deanery code, so no export will ever send them",
 }
@@ -239,6 +256,14 @@ _ACTIONS = {
     LATE_NOTIFICATION: (
         "Check the deanery's notification export runs in Dagster; re-materialize today's partition of "
         "notification_export_file (catch-up runs are requested automatically when enabled)."
+    ),
+    UNDATED: (
+        "The deanery's next export run sets them INVALID_DATA with startDate named in generationError (a catch-up "
+        "run is requested when enabled); correct the placement's start date in TIS so that a valid record is made."
+    ),
+    UNDATED_NOTIFICATION: (
+        "The deanery's next notification export run sets them INVALID_DATA with createdDate named in "
+        "generationError (a catch-up run is requested when enabled); have the notifications regenerated in TIS."
     ),
     UNKNOWN_DEANERY: "Correct the records' deanery in TIS to one of ESR's 13 codes; that deanery's next run exports them.",
     NOTIFICATION_UNKNOWN_DEANERY: (
@@ -264,7 +289,7 @@ def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> s
             time=policy.scheduled_time_utc.strftime("%H:%M"),
         )
         + ".",
-        f"{date_label}: {finding.earliest_date.isoformat()}.",
+        f"{date_label}: {finding.earliest_date.isoformat() if finding.earliest_date else 'none (missing or not a date)'}.",
         ids_label
         + (f" (first {len(finding.sample_ids)} of {finding.count})" if finding.count > len(finding.sample_ids) else "")
         + ": "

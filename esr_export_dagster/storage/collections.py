@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from pymongo import ASCENDING
+from pymongo.collection import Collection
 from pymongo.database import Database
+from pymongo.errors import OperationFailure
 
 from ..domain.streams import APP_RECORDS, APP_STREAM, NOTIFICATION_RECORDS, ExportStream
+from .mongo import is_transient
 
 # The record collections belong to their streams; they are named here beside the ledger's own for callers
 # that need every collection the export touches.
@@ -30,24 +33,27 @@ def ensure_queue_index(database: Database, stream: ExportStream) -> None:
     database[stream.records_collection].create_index([("status", ASCENDING)], name="status")
 
 
-def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> None:
-    """Idempotent; cheap when the indexes exist already."""
+def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> list[str]:
+    """Idempotent; cheap when the indexes exist already. Returns a note per index that could not be built.
+
+    The indexes on the ledger's own collections guard the numbering and must exist: a failure there fails
+    the run. Those on the records' collection only speed the export up, and the records are upstream's: data
+    the export does not control (two records of one placement, say) must not stop every deanery's export
+    by breaking an index build. Such a failure is reported and the export goes on. The reference index is
+    therefore not unique: duplicates are found and set aside by the selection, naming their reference.
+    """
+    notes: list[str] = []
     records = database[stream.records_collection]
-    # Only numeric references are constrained: a record without one is invalid data for the export to
-    # report, and TIS must still be able to write two of them.
-    records.create_index(
-        [(stream.reference_field, ASCENDING)],
-        unique=True,
-        name=f"{stream.reference_field}_numeric_unique",
-        partialFilterExpression={stream.reference_field: {"$type": "number"}},
-    )
-    # The selection asks "TO_EXPORT in deanery X, start (or creation) date in a range".
-    records.create_index(
+    _build_best_effort(notes, records, [(stream.reference_field, ASCENDING)], name=stream.reference_field)
+    # The selection asks for the deanery's TO_EXPORT queue; the stale sensor for the queue across deaneries.
+    _build_best_effort(
+        notes,
+        records,
         [("deanery", ASCENDING), ("status", ASCENDING), (stream.anchor_field, ASCENDING)],
         name=f"deanery_status_{stream.anchor_field}",
     )
-    ensure_queue_index(database, stream)
-    records.create_index([("exportedFileName", ASCENDING)], name="exportedFileName")
+    _build_best_effort(notes, records, [("status", ASCENDING)], name="status")
+    _build_best_effort(notes, records, [("exportedFileName", ASCENDING)], name="exportedFileName")
     files = database[EXPORT_FILE]
     # A sequence number names at most one file, whatever happens.
     files.create_index(
@@ -63,3 +69,16 @@ def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> Non
         [("fileType", ASCENDING), ("deanery", ASCENDING), ("state", ASCENDING)],
         name="fileType_deanery_state",
     )
+    return notes
+
+
+def _build_best_effort(notes: list[str], collection: Collection, keys: list[tuple[str, int]], name: str) -> None:
+    try:
+        collection.create_index(keys, name=name)
+    except OperationFailure as error:
+        if is_transient(error):
+            raise
+        # An index on the same keys under another name (an earlier version's unique one, say) serves too.
+        notes.append(
+            f"index {name} on {collection.name} could not be built (code {error.code}); the export goes on without it"
+        )

@@ -1,8 +1,9 @@
 """Writing export files so that a file either appears whole or not at all.
 
 The files hold personal data: the directory is kept 0700 and every file 0600. A file is written under a
-temporary name beside its final one, flushed to disk, then renamed into place; a run killed half-way
-leaves at most a temporary file, which the next run removes.
+temporary name beside its final one, flushed to disk, then linked to its final name, which fails if the
+name is taken: a file ESR may already have is never replaced. A run killed half-way leaves at most a
+temporary file, which the next run removes.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..domain.esr_csv import parse_export_file_name
+from .errors import ExportFileConflictError
 
 _TEMP_PREFIX = ".partial-"
 _DIRECTORY_MODE = 0o700
@@ -40,13 +42,18 @@ class ExportDirectory:
         self.path = Path(path)
 
     def ensure_writable(self) -> None:
-        """Create the directory if need be and prove a file can be written, renamed and removed."""
+        """Create the directory if need be and prove a file can be written, linked and removed."""
         try:
             self.path.mkdir(mode=_DIRECTORY_MODE, parents=True, exist_ok=True)
             os.chmod(self.path, _DIRECTORY_MODE)
             probe = self.path / f"{_TEMP_PREFIX}probe-{uuid.uuid4().hex}"
+            linked = probe.with_name(probe.name + "-linked")
             self._write_synced(probe, b"")
-            probe.unlink()
+            try:
+                os.link(probe, linked)
+                linked.unlink()
+            finally:
+                probe.unlink()
         except OSError as error:
             raise ExportDirectoryError(
                 f"ESR_EXPORT_DIR {str(self.path)!r} is not writable: {_describe(error)}. "
@@ -54,20 +61,54 @@ class ExportDirectory:
             ) from None
 
     def write_atomically(self, name: str, content: bytes) -> WrittenFile:
+        """Put ``content`` under ``name`` whole, unless the name is taken.
+
+        A name that already holds exactly ``content`` is this very file, written by an attempt that was cut
+        off before it could record it: that is success. A name holding anything else is refused.
+        """
         parse_export_file_name(name)  # only allow-listed names ever become paths
         final = self.path / name
         temp = self.path / f"{_TEMP_PREFIX}{name}.{os.getpid()}.{uuid.uuid4().hex}"
         try:
             self._write_synced(temp, content)
-            os.replace(temp, final)
+            try:
+                # A hard link, unlike a rename, never replaces what is there.
+                os.link(temp, final)
+            except FileExistsError:
+                if not self.holds(name, content):
+                    raise ExportFileConflictError(
+                        f"{name} already exists in ESR_EXPORT_DIR {str(self.path)!r} with other content; nothing "
+                        "is ever overwritten."
+                    ) from None
             self._sync_directory()
         except OSError as error:
-            temp.unlink(missing_ok=True)
             raise ExportDirectoryError(
                 f"Could not write {name} to ESR_EXPORT_DIR {str(self.path)!r}: {_describe(error)}. "
-                "Its records stay TO_EXPORT and the file is finished by the next run."
+                "The file is written by the next run of its deanery."
             ) from None
+        finally:
+            temp.unlink(missing_ok=True)
         return WrittenFile(name, final, len(content), hashlib.sha256(content).hexdigest())
+
+    def holds(self, name: str, content: bytes) -> bool:
+        """Whether ``name`` is a regular file of exactly ``content``."""
+        path = self.path / name
+        try:
+            return path.is_file() and path.stat().st_size == len(content) and path.read_bytes() == content
+        except OSError:
+            return False
+
+    def highest_sequence(self, deanery: str, file_type: str) -> str | None:
+        """The file of ``deanery`` and ``file_type`` with the highest sequence number here, if any."""
+        highest: tuple[int, str] | None = None
+        for path in self.path.glob(f"DE_{deanery}_{file_type}_*.DAT"):
+            try:
+                parsed = parse_export_file_name(path.name)
+            except ValueError:
+                continue  # not one of ours: it cannot take a number from this stream
+            if highest is None or parsed.sequence > highest[0]:
+                highest = (parsed.sequence, path.name)
+        return highest[1] if highest else None
 
     def read(self, name: str) -> bytes:
         parse_export_file_name(name)
@@ -81,6 +122,11 @@ class ExportDirectory:
     def exists(self, name: str) -> bool:
         parse_export_file_name(name)
         return (self.path / name).is_file()
+
+    def is_taken(self, name: str) -> bool:
+        """Whether anything at all (a file, a directory, a dangling link) holds ``name``."""
+        parse_export_file_name(name)
+        return os.path.lexists(self.path / name)
 
     def remove_stale_partials(self, older_than_seconds: float, now: float) -> int:
         """Temporary files of killed runs; recent ones may belong to a run still writing."""

@@ -15,13 +15,24 @@ from typing import Any, Hashable, Mapping, Sequence
 from pymongo import UpdateOne
 from pymongo.database import Database
 
+from ..domain.esr_csv import parse_export_file_name
 from ..domain.file_plan import ESR_MAX_APPLICANTS_PER_POST, plan_files
 from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
 from .collections import ensure_indexes
+from .errors import CorruptExportStateError, ExportFileConflictError
 from .export_dir import ExportDirectory
-from .ledger import Batch, BatchFile, BatchNotOpenError, CounterState, ExportLedger
+from .ledger import (
+    FILE_WRITING,
+    PLANNED,
+    Batch,
+    BatchFile,
+    BatchNotOpenError,
+    CounterState,
+    ExportLedger,
+    MissingBatchPlanError,
+)
 from .mongo import TransientExportError
 from .selection import Eligibility, SelectedRecord, select_eligible
 
@@ -71,6 +82,10 @@ class OpenOutcome:
     # How many eligible records were set to INVALID_DATA, by the run date they were eligible on.
     invalid_by_run_date: Mapping[dt.date, int]
     finished_files: tuple[FileOutcome, ...]
+    # References held by more than one record: those records were set to INVALID_DATA, not exported.
+    duplicate_references: tuple[int, ...] = ()
+    # What this run repaired on its way, in words safe to log (ids, counters, numbers).
+    notes: tuple[str, ...] = ()
 
     @property
     def invalid_count(self) -> int:
@@ -88,11 +103,16 @@ class Exporter:
         self.ledger = ExportLedger(self.database, self.stream.file_type)
         self.records = self.database[self.stream.records_collection]
 
-    def prepare(self) -> None:
-        """Indexes and the export directory: checked before any number is taken."""
-        ensure_indexes(self.database, self.stream)
+    def prepare(self) -> list[str]:
+        """Indexes and the export directory, checked before any number is taken.
+
+        Returns a note for each index of the records' collection that could not be built: upstream's data
+        can break such a build, and it must not stop the export (see ``ensure_indexes``).
+        """
+        notes = ensure_indexes(self.database, self.stream)
         self.export_directory.ensure_writable()
         self.export_directory.remove_stale_partials(_STALE_PARTIAL_SECONDS, time.time())
+        return notes
 
     @property
     def export_directory(self) -> ExportDirectory:
@@ -124,33 +144,96 @@ class Exporter:
         """
         finished: list[FileOutcome] = []
         invalid: dict[Hashable, dt.date] = {}
+        duplicates: set[int] = set()
+        notes: list[str] = []
+
+        def outcome(batch_id: str | None) -> OpenOutcome:
+            return OpenOutcome(
+                deanery, batch_id, _count_by_date(invalid), tuple(finished), tuple(sorted(duplicates)), tuple(notes)
+            )
+
         for _ in range(_MAX_OPEN_ATTEMPTS):
             counter = self.ledger.read_counter(deanery)
             reference = counter.open_batch
             if reference is not None:
                 if reference.get("runId") == run_id:
-                    return OpenOutcome(deanery, reference["id"], _count_by_date(invalid), tuple(finished))
+                    return outcome(reference["id"])
                 # Its plan is frozen, so finishing it here writes the very files its own run would have.
-                finished.extend(self.write_batch(deanery, reference["id"]))
+                finished.extend(self._finish_other_batch(deanery, reference, notes))
                 continue
             if selection is None or not _same_counter(selection.read_at, counter):
                 selection = self.select(deanery, run_dates)
                 if not _same_counter(selection.read_at, counter):
                     continue
-            invalid.update(self._mark_invalid(selection))
+            marked = self._mark_invalid(selection)
+            invalid.update(marked)
+            duplicates.update(
+                record.reference
+                for record in selection.records
+                if record.conflict and record.record_id in marked and record.reference is not None
+            )
             plan = plan_files(
                 (record.planned() for record in selection.records if record.is_valid),
                 self.settings.max_records_per_post,
             )
             if not plan:
-                return OpenOutcome(deanery, None, _count_by_date(invalid), tuple(finished))
-            batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id)
+                return outcome(None)
+            new_counter_seq = 0 if selection.read_at.exists else self._resume_point(deanery, notes)
+            batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id, new_counter_seq)
             if batch is not None:
-                return OpenOutcome(deanery, batch.batch_id, _count_by_date(invalid), tuple(finished))
+                return outcome(batch.batch_id)
             selection = None
         raise TransientExportError(
             f"{deanery}: other runs kept exporting this deanery while this run planned its files"
         )
+
+    def _finish_other_batch(self, deanery: str, reference: Mapping[str, Any], notes: list[str]) -> list[FileOutcome]:
+        try:
+            return self.write_batch(deanery, reference["id"])
+        except MissingBatchPlanError as error:
+            if reference["state"] == PLANNED and self.ledger.release_unplanned_batch(deanery, reference["id"]):
+                notes.append(f"{error} It had taken no number, so it was released and its records planned afresh.")
+                return []
+            if reference["state"] == PLANNED:
+                return []  # released or finished by another run since it was read: look again
+            last = reference["firstSeq"] + reference["fileCount"] - 1
+            raise CorruptExportStateError(
+                f"{error} It holds {self.stream.file_type} numbers {reference['firstSeq']}..{last}, whose files "
+                f"cannot be rebuilt without it: restore exportBatch {reference['id']} from a backup. No other number "
+                "was taken and no record was changed."
+            ) from None
+
+    def _resume_point(self, deanery: str, notes: list[str]) -> int:
+        """The last number issued for a deanery that has no counter: 0 on a fresh instance.
+
+        A counter can be lost (a dropped collection, a restore from an old backup). Starting again from 1
+        would reuse numbers ESR already has and collide with files already written, so the file ledger and
+        the export directory are asked what was issued. Numbering resumes after the ledger's highest number
+        only when the ledger accounts for every file there; anything else is refused.
+        """
+        counter_id = self.ledger.counter_id(deanery)
+        highest, unfinished = self.ledger.highest_sequence(deanery)
+        on_disk = self.export_directory.highest_sequence(deanery, self.stream.file_type)
+        disk_highest = parse_export_file_name(on_disk).sequence if on_disk else 0
+        if unfinished:
+            raise CorruptExportStateError(
+                f"counter {counter_id} is missing and the file ledger holds unfinished file(s) "
+                f"{', '.join(unfinished)}: the batch that was writing them is lost with the counter. Restore the "
+                f"counter from a backup. No number was taken and no record was changed."
+            )
+        if disk_highest > highest:
+            raise CorruptExportStateError(
+                f"counter {counter_id} is missing, but ESR_EXPORT_DIR holds {on_disk} (number {disk_highest}), which "
+                f"the file ledger {'does not know' if not highest else f'knows only up to {highest}'}: starting "
+                "again would repeat numbers ESR already has. Set the counter to the last number ESR received "
+                "(README, 'When something goes wrong'). No number was taken and no record was changed."
+            )
+        if highest:
+            notes.append(
+                f"counter {counter_id} was missing: numbering resumes after {highest}, the highest number in the "
+                "file ledger, which accounts for every file in ESR_EXPORT_DIR."
+            )
+        return highest
 
     # -- step 3: sequence numbers ---------------------------------------------------------------
 
@@ -173,26 +256,33 @@ class Exporter:
     # -- internals ------------------------------------------------------------------------------
 
     def _mark_invalid(self, selection: Selection) -> dict[Hashable, dt.date]:
-        """Set ``INVALID_DATA`` on eligible records missing mandatory fields, re-checked as they are now.
+        """Set ``INVALID_DATA`` on eligible records that cannot go, re-checked as they are now.
 
-        Returns the records marked, each with the run date it was eligible on.
+        A record cannot go when a mandatory field is missing or malformed (its start date included), or when
+        another record holds its reference. Returns the records marked, each with the run date it was
+        eligible on.
         """
-        suspects = {record.record_id: record.run_date for record in selection.records if not record.is_valid}
+        suspects = {record.record_id: record for record in selection.records if not record.is_valid}
         if not suspects:
             return {}
         marked: dict[Hashable, dt.date] = {}
         updates = []
         anchor = self.stream.anchor_field
         for document in self.records.find({"_id": {"$in": list(suspects)}, "status": TO_EXPORT}):
+            suspect = suspects[document["_id"]]
             fields = self.stream.invalid_fields(document)
-            if not fields:
+            if fields:
+                error = self.stream.generation_error(fields)
+            elif suspect.conflict:
+                error = suspect.conflict
+            else:
                 continue
-            marked[document["_id"]] = suspects[document["_id"]]
+            marked[document["_id"]] = suspect.run_date
             updates.append(
                 UpdateOne(
                     # Unchanged since it was checked: an upstream fix in between must win.
                     {"_id": document["_id"], "status": TO_EXPORT, anchor: document.get(anchor)},
-                    {"$set": {"status": INVALID_DATA, "generationError": self.stream.generation_error(fields)}},
+                    {"$set": {"status": INVALID_DATA, "generationError": error}},
                 )
             )
         if updates:
@@ -200,49 +290,121 @@ class Exporter:
         return marked
 
     def _write_file(self, batch: Batch, file: BatchFile) -> FileOutcome:
-        self.ledger.record_file_started(batch, file)
-        documents = {
-            document["_id"]: document
-            for document in self.records.find({"_id": {"$in": list(file.record_ids)}}).batch_size(_BATCH_SIZE)
-        }
-        lines = [
-            documents[record_id]
-            for record_id in file.record_ids
-            if record_id in documents and _belongs_to(documents[record_id], file.name)
-        ]
+        """Mark the file's records, then write exactly the records marked, then record the file complete.
+
+        Marking comes first so that what the file holds is what is marked, whatever happens around it:
+        records are marked only if they are still waiting, still of the batch's deanery and still eligible
+        on the file's date; a record marked can no longer be changed upstream (only TO_EXPORT records are);
+        and the bytes are rendered from the marked records, so a retry after a crash renders the same bytes.
+        See docs/export-protocol.md.
+        """
+        state = self.ledger.record_file_started(batch, file)
+        if state == FILE_WRITING:
+            state = self._refuse_taken_name(batch, file)
+        if state == FILE_WRITING:
+            self._mark_for_file(batch, file)
+            documents = self._marked_for(file)
+            documents = self._set_aside_invalid(file, documents)
+            self.ledger.record_file_marked(file)
+        else:
+            documents = self._marked_for(file)
+        lines = [documents[record_id] for record_id in file.record_ids if record_id in documents]
         content, report = self.stream.render_file(lines)
-        written = self.export_directory.write_atomically(file.name, content)
-        line_ids = [document["_id"] for document in lines]
-        if line_ids:
-            self.records.update_many(
-                {"_id": {"$in": line_ids}, "status": TO_EXPORT},
-                # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime
-                # on an existing document as a string.
-                {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}},
-            )
-        self.ledger.record_file_complete(file, len(line_ids), written.sha256, written.size)
+        try:
+            written = self.export_directory.write_atomically(file.name, content)
+        except ExportFileConflictError as error:
+            raise ExportFileConflictError(
+                f"{error} Its {len(lines)} record(s) are marked EXPORTED for it and wait for it: once the other "
+                "file is moved out of ESR_EXPORT_DIR, the next run of the deanery writes it under this name."
+            ) from None
+        self.ledger.record_file_complete(file, len(lines), written.sha256, written.size)
         return FileOutcome(
             deanery=batch.deanery,
             name=file.name,
             sequence=file.sequence,
             run_date=file.run_date,
-            line_count=len(line_ids),
-            omitted_count=len(file.record_ids) - len(line_ids),
+            line_count=len(lines),
+            omitted_count=len(file.record_ids) - len(lines),
             largest_post_count=file.largest_post_count,
             normalised_fields=dict(report.normalised_fields),
             sha256=written.sha256,
             size=written.size,
         )
 
+    def _refuse_taken_name(self, batch: Batch, file: BatchFile) -> str:
+        """Before a record is marked: the file's name must be free. Returns the ledger state to go on from.
+
+        A name is taken legitimately only by another finisher of this very batch, which marks its records
+        in the ledger before it writes: the ledger then says so.
+        """
+        if not self.export_directory.is_taken(file.name):
+            return FILE_WRITING
+        state = self.ledger.file_state(file.name)
+        if state != FILE_WRITING:
+            return state
+        raise ExportFileConflictError(
+            f"{file.name} already exists in ESR_EXPORT_DIR, but this export has not written it: nothing is ever "
+            f"overwritten. Its {len(file.record_ids)} planned record(s) stay TO_EXPORT and number {file.sequence} "
+            "stays reserved for it. Find out what the other file is (README, 'When something goes wrong') and move "
+            "it out of ESR_EXPORT_DIR; the next run of the deanery then writes this file."
+        )
+
+    def _mark_for_file(self, batch: Batch, file: BatchFile) -> None:
+        """Mark the planned records that still qualify, judged by MongoDB at the moment of marking."""
+        anchor_from, anchor_to = self.settings.eligibility.anchor_range(file.run_date, file.run_date)
+        anchor_range: dict[str, dt.datetime] = {"$lt": anchor_to}
+        if anchor_from is not None:
+            anchor_range["$gte"] = anchor_from
+        self.records.update_many(
+            {
+                "_id": {"$in": list(file.record_ids)},
+                "status": TO_EXPORT,
+                "deanery": batch.deanery,
+                self.stream.anchor_field: anchor_range,
+            },
+            # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime on an
+            # existing document as a string.
+            {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}},
+        )
+
+    def _marked_for(self, file: BatchFile) -> dict[Hashable, Mapping[str, Any]]:
+        return {
+            document["_id"]: document
+            for document in self.records.find(
+                {"_id": {"$in": list(file.record_ids)}, "status": EXPORTED, "exportedFileName": file.name}
+            ).batch_size(_BATCH_SIZE)
+        }
+
+    def _set_aside_invalid(
+        self, file: BatchFile, documents: dict[Hashable, Mapping[str, Any]]
+    ) -> dict[Hashable, Mapping[str, Any]]:
+        """A record made invalid upstream between its check and its marking goes INVALID_DATA, not in the file.
+
+        Only while no byte of the file exists: the ledger still says WRITING.
+        """
+        updates = []
+        set_aside = set()
+        for record_id, document in documents.items():
+            fields = self.stream.invalid_fields(document)
+            if fields:
+                set_aside.add(record_id)
+                updates.append(
+                    UpdateOne(
+                        {"_id": record_id, "status": EXPORTED, "exportedFileName": file.name},
+                        {
+                            "$set": {"status": INVALID_DATA, "generationError": self.stream.generation_error(fields)},
+                            "$unset": {"exportedFileName": "", "exportedAt": ""},
+                        },
+                    )
+                )
+        if not updates:
+            return documents
+        self.records.bulk_write(updates, ordered=False)
+        return {record_id: document for record_id, document in documents.items() if record_id not in set_aside}
+
 
 def _count_by_date(marked: Mapping[Hashable, dt.date]) -> dict[dt.date, int]:
     return dict(Counter(marked.values()))
-
-
-def _belongs_to(document: Mapping[str, Any], file_name: str) -> bool:
-    """Still waiting for export, or already marked with this very file by an interrupted attempt."""
-    status = document.get("status")
-    return status == TO_EXPORT or (status == EXPORTED and document.get("exportedFileName") == file_name)
 
 
 def _same_counter(a: CounterState, b: CounterState) -> bool:

@@ -30,8 +30,11 @@ from pymongo.errors import DuplicateKeyError
 
 from ..domain.esr_csv import export_file_name
 from ..domain.file_plan import PlannedFile
+from ..domain.sequence import MAX_SEQUENCE, as_counter_value, counter_value_problem, numbers_fit
 from ..domain.streams import counter_id
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
+from .errors import CorruptExportStateError, ExportFileConflictError, shown
+from .mongo import TransientExportError
 
 PLANNED = "PLANNED"
 NUMBERED = "NUMBERED"
@@ -39,13 +42,33 @@ CLOSED = "CLOSED"
 ABANDONED = "ABANDONED"
 
 FILE_WRITING = "WRITING"
+# The file's records are marked EXPORTED with its name: from here on its lines are exactly those records.
+FILE_MARKED = "MARKED"
 FILE_COMPLETE = "COMPLETE"
+FILE_STATES = (FILE_WRITING, FILE_MARKED, FILE_COMPLETE)
 
 _OBJECT_ID_BYTES = 12
+_OPEN_BATCH_STATES = (PLANNED, NUMBERED)
+# Each failed compare-and-set means another run moved the counter; after this many the op's RetryPolicy
+# takes over, so a counter that keeps changing under a run can never hold it in a loop.
+_MAX_NUMBERING_ATTEMPTS = 20
+_ABSENT = object()
 
 
 class BatchNotOpenError(RuntimeError):
     """The batch is no longer the deanery's open batch (someone finished and closed it)."""
+
+
+class MissingBatchPlanError(CorruptExportStateError):
+    """A counter's open batch has no ``exportBatch`` document: its plan is gone."""
+
+    def __init__(self, counter_id: str, batch_id: str) -> None:
+        super().__init__(
+            f"counter {counter_id} has open batch {batch_id}, but exportBatch holds no document {batch_id}: "
+            "the plan of which records go in which file is gone."
+        )
+        self.counter_id = counter_id
+        self.batch_id = batch_id
 
 
 @dataclass(frozen=True)
@@ -108,18 +131,21 @@ class ExportLedger:
         document = self.database[COUNTER].find_one({"_id": counter_id})
         if document is None:
             return CounterState(counter_id, False, 0, None, None)
-        return CounterState(
-            counter_id=counter_id,
-            exists=True,
-            seq=int(document.get("seq") or 0),
-            version=document.get("version"),
-            open_batch=document.get("openBatch"),
-        )
+        return _validated_counter(counter_id, document)
 
     def try_open_batch(
-        self, deanery: str, read_at: CounterState, plan: Sequence[PlannedFile], run_id: str
+        self,
+        deanery: str,
+        read_at: CounterState,
+        plan: Sequence[PlannedFile],
+        run_id: str,
+        new_counter_seq: int = 0,
     ) -> Batch | None:
-        """Open a batch for ``plan`` if nothing changed since ``read_at``; ``None`` if something did."""
+        """Open a batch for ``plan`` if nothing changed since ``read_at``; ``None`` if something did.
+
+        A deanery without a counter gets one whose last issued number is ``new_counter_seq``: 0 on a fresh
+        instance, the highest number the file ledger proves when the counter was lost.
+        """
         if not plan:
             raise ValueError("An empty plan takes no batch: nothing to number")
         batch_id = uuid.uuid4().hex
@@ -150,7 +176,7 @@ class ExportLedger:
         else:
             try:
                 self.database[COUNTER].insert_one(
-                    {"_id": read_at.counter_id, "seq": 0, "version": 0, "openBatch": reference}
+                    {"_id": read_at.counter_id, "seq": new_counter_seq, "version": 0, "openBatch": reference}
                 )
                 opened = True
             except DuplicateKeyError:
@@ -161,19 +187,35 @@ class ExportLedger:
         return self.load_batch(batch_id)
 
     def number_batch(self, deanery: str, batch_id: str) -> Batch:
-        """Take the sequence numbers of an open batch's files: one compare-and-set, idempotent."""
-        while True:
+        """Take the sequence numbers of an open batch's files: one compare-and-set, idempotent.
+
+        The batch's plan is read and checked before any number is taken, so a missing or damaged plan
+        never costs a number.
+        """
+        for _ in range(_MAX_NUMBERING_ATTEMPTS):
             counter = self.read_counter(deanery)
             reference = counter.open_batch
-            if reference is None or reference.get("id") != batch_id:
+            if reference is None or reference["id"] != batch_id:
                 batch = self.load_batch(batch_id)
                 if batch.first_sequence is not None:
                     return batch
                 raise BatchNotOpenError(f"Batch {batch_id} of {deanery} is not open")
+            batch = self.load_batch(batch_id, counter.counter_id)
             if reference["state"] == NUMBERED:
-                first_sequence = int(reference["firstSeq"])
+                first_sequence = as_counter_value(reference["firstSeq"])
                 break
-            file_count = int(reference["fileCount"])
+            file_count = reference["fileCount"]
+            if file_count != len(batch.planned):
+                raise CorruptExportStateError(
+                    f"counter {counter.counter_id} has open batch {batch_id} of {file_count} file(s), but exportBatch "
+                    f"{batch_id} plans {len(batch.planned)}. No number was taken and no record was changed."
+                )
+            if not numbers_fit(counter.seq, file_count):
+                raise CorruptExportStateError(
+                    f"counter {counter.counter_id} has seq {counter.seq}: {file_count} more file(s) would pass "
+                    f"ESR's 8-digit limit of {MAX_SEQUENCE}. No number was taken; agree the next number with "
+                    "ESR and set the counter by hand."
+                )
             taken = self.database[COUNTER].update_one(
                 {
                     "_id": counter.counter_id,
@@ -192,10 +234,24 @@ class ExportLedger:
             if taken.modified_count == 1:
                 first_sequence = counter.seq + 1
                 break
+        else:
+            raise TransientExportError(f"counter {self.counter_id(deanery)} kept changing while batch {batch_id} took its numbers")
         self.database[EXPORT_BATCH].update_one(
             {"_id": batch_id, "state": PLANNED}, {"$set": {"state": NUMBERED, "firstSeq": first_sequence}}
         )
         return self.load_batch(batch_id)
+
+    def release_unplanned_batch(self, deanery: str, batch_id: str) -> bool:
+        """Let go of an open batch whose plan document is gone, if it has taken no number yet.
+
+        Nothing was numbered, written or marked for it, so releasing it loses nothing: its records are still
+        TO_EXPORT and the next plan takes them. Returns whether this call released it.
+        """
+        released = self.database[COUNTER].update_one(
+            {"_id": self.counter_id(deanery), "openBatch.id": batch_id, "openBatch.state": PLANNED},
+            {"$set": {"openBatch": None}},
+        )
+        return released.modified_count == 1
 
     def close_batch(self, deanery: str, batch_id: str) -> None:
         self.database[COUNTER].update_one(
@@ -208,23 +264,72 @@ class ExportLedger:
 
     # -- batches ---------------------------------------------------------------------------------
 
-    def load_batch(self, batch_id: str) -> Batch:
+    def load_batch(self, batch_id: str, counter_id: str | None = None) -> Batch:
         document = self.database[EXPORT_BATCH].find_one({"_id": batch_id})
         if document is None:
+            if counter_id is not None:
+                raise MissingBatchPlanError(counter_id, batch_id)
             raise BatchNotOpenError(f"Batch {batch_id} does not exist")
-        return Batch(
-            batch_id=batch_id,
-            file_type=document["fileType"],
-            deanery=document["deanery"],
-            run_id=document["runId"],
-            state=document["state"],
-            first_sequence=document.get("firstSeq"),
-            planned=tuple(_planned_from_document(planned) for planned in document["files"]),
-        )
+        return _validated_batch(batch_id, document)
 
     # -- file ledger -----------------------------------------------------------------------------
 
-    def record_file_started(self, batch: Batch, file: BatchFile) -> None:
+    def record_file_started(self, batch: Batch, file: BatchFile) -> str:
+        """The file's ledger entry, created if need be; returns its state.
+
+        An entry of that name or number that belongs to another batch means the number was issued twice
+        (a counter lost or set back): the file is refused before anything is written or marked.
+        """
+        try:
+            self._insert_file_entry(batch, file)
+        except DuplicateKeyError:
+            pass  # another finisher of this batch inserted it first, or the number names another file: see below
+        entry = self.database[EXPORT_FILE].find_one({"_id": file.name})
+        if entry is None:
+            other = self.database[EXPORT_FILE].find_one(
+                {"fileType": self.file_type, "deanery": batch.deanery, "seq": file.sequence}, {"_id": 1}
+            )
+            raise ExportFileConflictError(
+                f"{file.name}: the file ledger already holds {other['_id'] if other else 'another file'} under "
+                f"{self.file_type} number {file.sequence} of {batch.deanery}, so the number was issued twice. "
+                "Nothing was written and the file's records stay TO_EXPORT."
+            )
+        if entry.get("batchId") != batch.batch_id or entry.get("seq") != file.sequence:
+            raise ExportFileConflictError(
+                f"{file.name}: the file ledger already holds this name for batch {shown(entry.get('batchId'))}, "
+                f"not for batch {batch.batch_id}, so the number was issued twice. Nothing was written and the "
+                "file's records stay TO_EXPORT."
+            )
+        state = entry.get("state")
+        if state not in FILE_STATES:
+            raise CorruptExportStateError(f"file ledger entry {file.name} has state {shown(state)}, not one of {', '.join(FILE_STATES)}")
+        return state
+
+    def file_state(self, name: str) -> str | None:
+        entry = self.database[EXPORT_FILE].find_one({"_id": name}, {"state": 1})
+        return None if entry is None else entry.get("state")
+
+    def record_file_marked(self, file: BatchFile) -> None:
+        self.database[EXPORT_FILE].update_one(
+            {"_id": file.name, "state": FILE_WRITING}, {"$set": {"state": FILE_MARKED}}
+        )
+
+    def highest_sequence(self, deanery: str) -> tuple[int, list[str]]:
+        """The highest number in the file ledger for ``deanery`` and the names of its unfinished files."""
+        highest = 0
+        unfinished = []
+        for entry in self.database[EXPORT_FILE].find(
+            {"fileType": self.file_type, "deanery": deanery}, {"seq": 1, "state": 1}
+        ):
+            seq = entry.get("seq")
+            if counter_value_problem(seq) is not None:
+                raise CorruptExportStateError(f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number")
+            highest = max(highest, as_counter_value(seq))
+            if entry.get("state") != FILE_COMPLETE:
+                unfinished.append(str(entry["_id"]))
+        return highest, sorted(unfinished)
+
+    def _insert_file_entry(self, batch: Batch, file: BatchFile) -> None:
         self.database[EXPORT_FILE].update_one(
             {"_id": file.name},
             {
@@ -266,6 +371,84 @@ class ExportLedger:
             .find({"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)})
             .sort("seq", 1)
         )
+
+
+def _validated_counter(counter_id: str, document: Mapping[str, Any]) -> CounterState:
+    """The counter as stored, or an error naming it and the value that cannot be trusted."""
+    seq = document.get("seq", _ABSENT)
+    problem = "seq is missing" if seq is _ABSENT else None
+    if problem is None and counter_value_problem(seq) is not None:
+        problem = f"seq {shown(seq)} is {counter_value_problem(seq)}"
+    if problem is not None:
+        raise CorruptExportStateError(
+            f"counter {counter_id}: {problem}. It must be the last file number issued, a whole number from 0 to "
+            f"{MAX_SEQUENCE}. No number was taken and no record was changed; set it to the last number ESR "
+            "received (README, 'When something goes wrong')."
+        )
+    version = document.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
+        raise CorruptExportStateError(
+            f"counter {counter_id} has version {shown(version)}, not a count of closed batches. No number was taken."
+        )
+    open_batch = document.get("openBatch")
+    if open_batch is not None:
+        _validate_open_batch(counter_id, open_batch)
+    return CounterState(
+        counter_id=counter_id, exists=True, seq=as_counter_value(seq), version=version, open_batch=open_batch
+    )
+
+
+def _validate_open_batch(counter_id: str, reference: Any) -> None:
+    def refuse(what: str) -> CorruptExportStateError:
+        return CorruptExportStateError(
+            f"counter {counter_id} has an open batch that cannot be trusted: {what}. No number was taken and no "
+            "record was changed."
+        )
+
+    if not isinstance(reference, Mapping):
+        raise refuse(f"openBatch is {shown(reference)}, not a document")
+    if not isinstance(reference.get("id"), str) or not reference["id"]:
+        raise refuse(f"openBatch.id is {shown(reference.get('id'))}")
+    state = reference.get("state")
+    if state not in _OPEN_BATCH_STATES:
+        raise refuse(f"openBatch.state is {shown(state)}, not {' or '.join(_OPEN_BATCH_STATES)}")
+    file_count = reference.get("fileCount")
+    if isinstance(file_count, bool) or not isinstance(file_count, int) or file_count < 1:
+        raise refuse(f"openBatch.fileCount is {shown(file_count)}")
+    if state == NUMBERED:
+        first = reference.get("firstSeq")
+        if counter_value_problem(first) is not None or first < 1 or not numbers_fit(first - 1, file_count):
+            raise refuse(f"openBatch.firstSeq is {shown(first)}")
+
+
+def _validated_batch(batch_id: str, document: Mapping[str, Any]) -> Batch:
+    def refuse(what: str) -> CorruptExportStateError:
+        return CorruptExportStateError(f"exportBatch {batch_id} cannot be trusted: {what}. No number was taken for it.")
+
+    files = document.get("files")
+    if not isinstance(files, list) or not files:
+        raise refuse(f"files is {shown(files)}, not a list of planned files")
+    planned = []
+    for index, file in enumerate(files):
+        try:
+            planned.append(_planned_from_document(file))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise refuse(f"files[{index}] is not a planned file (runDate, recordIds, largestPostCount)") from None
+    first_sequence = document.get("firstSeq")
+    if first_sequence is not None and (counter_value_problem(first_sequence) is not None or first_sequence < 1):
+        raise refuse(f"firstSeq is {shown(first_sequence)}")
+    for name in ("fileType", "deanery", "runId", "state"):
+        if not isinstance(document.get(name), str):
+            raise refuse(f"{name} is {shown(document.get(name))}")
+    return Batch(
+        batch_id=batch_id,
+        file_type=document["fileType"],
+        deanery=document["deanery"],
+        run_id=document["runId"],
+        state=document["state"],
+        first_sequence=first_sequence,
+        planned=tuple(planned),
+    )
 
 
 def _planned_to_document(planned: PlannedFile) -> dict[str, Any]:

@@ -3,19 +3,26 @@
 Records are read whole (on the local stand-in a projection costs more than it saves), their mandatory
 values are looked at to decide validity, and only ids and scheduling fields leave this module: the
 selection carries no personal data.
+
+Upstream data is not trusted to be well typed. The deanery's whole TO_EXPORT queue is read and its dates
+compared here, not in the query: a date range in a query silently skips a start date stored as text or
+missing (on a real MongoDB) or fails on it (on the local stand-in), and such a record would then wait
+forever, never exported and never reported. It is taken instead, on the first run date, as a record whose
+anchor field is invalid, so the export sets it INVALID_DATA with the field named.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
-from typing import Any, Hashable, Protocol, Sequence
+from collections import defaultdict
+from dataclasses import dataclass, replace
+from typing import Any, Hashable, Iterable, Protocol, Sequence
 
 from pymongo.database import Database
 
 from ..domain.deaneries import require_deanery
 from ..domain.file_plan import PlannedRecord
-from ..domain.records import TO_EXPORT, field_value
+from ..domain.records import EXPORTED, TO_EXPORT, field_value
 from ..domain.streams import ExportStream
 
 
@@ -35,16 +42,20 @@ class SelectedRecord:
     # placementId or notificationId; the start or creation date (see ``PlannedRecord``).
     reference: int | None
     post_number: str | None
-    anchor_date: dt.date
+    # None when the stored start (or creation) date is missing or not a date.
+    anchor_date: dt.date | None
     run_date: dt.date
     invalid_fields: tuple[str, ...]
+    # Why a record whose own fields are valid still cannot go: its reference is held by another record.
+    # Ids and the reference only, so it is safe to store as the record's generationError and to show.
+    conflict: str = ""
 
     @property
     def is_valid(self) -> bool:
-        return not self.invalid_fields
+        return not self.invalid_fields and not self.conflict
 
     def planned(self) -> PlannedRecord:
-        if not self.is_valid or self.reference is None or self.post_number is None:
+        if not self.is_valid or self.reference is None or self.post_number is None or self.anchor_date is None:
             raise ValueError(f"Record {self.record_id} is not valid for export")
         return PlannedRecord(
             record_id=self.record_id,
@@ -72,30 +83,72 @@ def select_eligible(
         return []
     dates = sorted(set(run_dates))
     anchor_from, anchor_to = eligibility.anchor_range(dates[0], dates[-1])
-    anchor_range: dict[str, dt.datetime] = {"$lt": anchor_to}
-    if anchor_from is not None:
-        anchor_range["$gte"] = anchor_from
-    cursor = database[stream.records_collection].find(
-        {"deanery": deanery, "status": TO_EXPORT, stream.anchor_field: anchor_range}
-    ).batch_size(5000)
+    records = database[stream.records_collection]
     selected = []
-    for document in cursor:
-        anchor = document[stream.anchor_field]
-        run_date = eligibility.first_run_date(anchor, dates)
-        if run_date is None:
-            continue
+    for document in records.find({"deanery": deanery, "status": TO_EXPORT}).batch_size(5000):
+        anchor = document.get(stream.anchor_field)
+        if isinstance(anchor, dt.datetime):
+            if anchor >= anchor_to or (anchor_from is not None and anchor < anchor_from):
+                continue
+            run_date = eligibility.first_run_date(anchor, dates)
+            if run_date is None:
+                continue
+            anchor_date: dt.date | None = anchor.date()
+        else:
+            # No date can ever select it: the first run date reports it (see the module's docstring).
+            run_date, anchor_date = dates[0], None
         selected.append(
             SelectedRecord(
                 record_id=document["_id"],
                 reference=_int_or_none(field_value(document, stream.reference_field)),
                 post_number=_str_or_none(field_value(document, "deaneryPostNumber")),
-                anchor_date=anchor.date(),
+                anchor_date=anchor_date,
                 run_date=run_date,
                 invalid_fields=tuple(stream.invalid_fields(document)),
             )
         )
-    selected.sort(key=lambda r: (r.run_date, r.post_number or "", r.anchor_date, r.reference or 0, str(r.record_id)))
+    selected = _with_reference_conflicts(records, stream, selected)
+    selected.sort(
+        key=lambda r: (r.run_date, r.post_number or "", r.anchor_date or dt.date.min, r.reference or 0, str(r.record_id))
+    )
     return selected
+
+
+def _with_reference_conflicts(records: Any, stream: ExportStream, selected: list[SelectedRecord]) -> list[SelectedRecord]:
+    """Marks the records whose reference another waiting or exported record also holds.
+
+    ESR takes the reference (placement or notification id) as the line's identity: sending a second record
+    of an exported placement, or one of two waiting records of one placement, would give ESR two applicants
+    for one vacancy. Neither is guessed at: each such record is set aside, naming the other record(s).
+    """
+    references = sorted({record.reference for record in selected if record.reference is not None})
+    if not references:
+        return selected
+    holders: dict[int, list[tuple[Hashable, str]]] = defaultdict(list)
+    for document in records.find(
+        {stream.reference_field: {"$in": references}, "status": {"$in": [TO_EXPORT, EXPORTED]}},
+        {stream.reference_field: 1, "status": 1},
+    ):
+        reference = _int_or_none(field_value(document, stream.reference_field))
+        if reference is not None:
+            holders[reference].append((document["_id"], str(document.get("status"))))
+    return [
+        _with_conflict(record, stream, holders[record.reference]) if record.reference is not None else record
+        for record in selected
+    ]
+
+
+def _with_conflict(record: SelectedRecord, stream: ExportStream, holders: Iterable[tuple[Hashable, str]]) -> SelectedRecord:
+    others = sorted((str(record_id), status) for record_id, status in holders if record_id != record.record_id)
+    if not others:
+        return record
+    shown = ", ".join(f"{record_id} ({status})" for record_id, status in others[:3])
+    more = f" and {len(others) - 3} more" if len(others) > 3 else ""
+    conflict = (
+        f"Duplicate {stream.reference_field} {record.reference}: also held by record {shown}{more}. "
+        "Not exported: ESR would receive two lines for one reference."
+    )
+    return replace(record, conflict=conflict)
 
 
 def _int_or_none(value: Any) -> int | None:

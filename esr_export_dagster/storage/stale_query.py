@@ -19,7 +19,8 @@ def pending_records(
     deanery: str | None = None,
     records_collection: str = APP_RECORDS,
 ) -> Iterator[PendingRecord]:
-    """``TO_EXPORT`` records starting before a date: ids, deanery and start date only.
+    """``TO_EXPORT`` records starting before a date, or whose start date is not a date: ids, deanery and start
+    date only.
 
     The query is an equality on ``status`` alone, served by its own index: the TO_EXPORT records are the
     small live queue of a collection that is almost entirely EXPORTED, and the local stand-in can only use an
@@ -31,18 +32,19 @@ def pending_records(
     limit = dt.datetime.combine(starting_before, dt.time.min)
     for document in database[records_collection].find(query, {"deanery": 1, "placementId": 1, "startDate": 1}):
         start = document.get("startDate")
-        if not isinstance(start, dt.datetime) or start >= limit:
+        if isinstance(start, dt.datetime) and start >= limit:
             continue
         placement = document.get("placementId")
         yield PendingRecord(
-            deanery=document.get("deanery") or "?",
-            placement_id=placement if isinstance(placement, int) else None,
-            start_date=start.date(),
+            deanery=_deanery(document),
+            placement_id=_reference(placement),
+            start_date=start.date() if isinstance(start, dt.datetime) else None,
         )
 
 
 def pending_notifications(database: Database, created_before: dt.datetime) -> Iterator[PendingNotification]:
-    """``TO_EXPORT`` notifications created before a (naive UTC) time: ids, deanery and creation time only.
+    """``TO_EXPORT`` notifications created before a (naive UTC) time, or whose creation time is not a date:
+    ids, deanery and creation time only.
 
     Like ``pending_records``, an equality on ``status`` alone, with the times compared here.
     """
@@ -50,11 +52,20 @@ def pending_notifications(database: Database, created_before: dt.datetime) -> It
         {"status": TO_EXPORT}, {"deanery": 1, "notificationId": 1, "createdDate": 1}
     ):
         created = document.get("createdDate")
-        if not isinstance(created, dt.datetime) or created >= created_before:
+        if isinstance(created, dt.datetime) and created >= created_before:
             continue
-        notification = document.get("notificationId")
         yield PendingNotification(
-            deanery=document.get("deanery") or "?",
-            notification_id=notification if isinstance(notification, int) else None,
-            created=created,
+            deanery=_deanery(document),
+            notification_id=_reference(document.get("notificationId")),
+            created=created if isinstance(created, dt.datetime) else None,
         )
+
+
+def _deanery(document: dict) -> str:
+    # Anything but a string (a number, a sub-document) is as unknown as a missing code.
+    deanery = document.get("deanery")
+    return deanery if isinstance(deanery, str) and deanery else "?"
+
+
+def _reference(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
