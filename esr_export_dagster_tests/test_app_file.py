@@ -428,3 +428,120 @@ def test_anything_but_an_export_file_name_is_rejected(name):
 def test_a_file_name_with_a_trailing_newline_is_rejected():
     with pytest.raises(ValueError):
         parse_export_file_name("DE_EOE_APP_20210731_00000001.DAT\n")
+
+
+# --- hostile text ----------------------------------------------------------------------------------------
+
+
+def _line_breakers() -> list[str]:
+    """Every character Python's str.splitlines breaks a line on, found by asking it."""
+    return [chr(c) for c in range(0x110000) if len(f"a{chr(c)}b".splitlines()) > 1]
+
+
+def test_every_character_a_line_splitter_breaks_on_becomes_a_space_and_is_reported():
+    breakers = _line_breakers()
+    assert {"\n", "\r", "\x85", "\u2028", "\u2029"} <= set(breakers)
+    records = []
+    for breaker in breakers:
+        record = full_record()
+        record["applicant"]["firstName"] = f"Mari{breaker}gold"
+        records.append(record)
+
+    content, report = render_app_file(records)
+
+    text = content.decode("utf-8")
+    assert len(text.splitlines()) == len(breakers)
+    rows = list(csv.reader(io.StringIO(text, newline="")))
+    assert len(rows) == len(breakers)
+    assert {dict(zip(COLUMN_NAMES, row[1:], strict=True))["firstName"] for row in rows} == {"Mari gold"}
+    assert report.normalised_fields == {"firstName": len(breakers)}
+
+
+@pytest.mark.parametrize("control", [chr(c) for c in range(0x80, 0xA0)], ids=lambda c: f"U+{ord(c):04X}")
+def test_a_c1_control_character_becomes_a_space_and_is_reported(control):
+    record = full_record()
+    record["applicant"]["address"]["town"] = f"Nowhere{control}{control}on-Sea"
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["town"] == '"Nowhere on-Sea"'
+    assert report.normalised_fields == {"town": 1}
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@"])
+def test_a_formula_like_prefix_is_written_verbatim_and_not_reported(prefix):
+    # ESR's loader reads the file as data, never as a spreadsheet: a quote or space added to defuse a
+    # formula would change the name ESR loads (docs/app-file-layout.md, "Formula-like values").
+    record = full_record()
+    record["applicant"]["lastName"] = f'{prefix}HYPERLINK("http://example.invalid","x")'
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["lastName"] == f'"{prefix}HYPERLINK(""http://example.invalid"",""x"")"'
+    assert report.normalised_fields == {}
+
+
+def test_a_leading_tab_or_carriage_return_is_a_control_character_like_any_other():
+    record = full_record()
+    record["applicant"]["lastName"] = "\t=1+2"
+    record["applicant"]["firstName"] = "\r=1+2"
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["lastName"] == raw["firstName"] == '" =1+2"'
+    assert report.normalised_fields == {"lastName": 1, "firstName": 1}
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"line": "1 Fictional Row"},
+        ["1 Fictional Row"],
+        [],
+        {},
+        True,
+        False,
+        dt.datetime(1994, 3, 17, 9, 30),
+        dt.date(1994, 3, 17),
+        b"1 Fictional Row",
+        float("nan"),
+        float("inf"),
+    ],
+    ids=repr,
+)
+def test_a_value_that_is_not_text_or_a_number_in_a_text_column_is_written_empty_and_reported(value):
+    record = full_record()
+    record["applicant"]["address"]["address1"] = value
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["address1"] == ""
+    assert report.normalised_fields == {"address1": 1}
+
+
+@pytest.mark.parametrize(
+    ("value", "written"),
+    [
+        (12345, "12345"),
+        (-7, "-7"),
+        (0, "0"),
+        (1632960000.0, "1632960000"),
+        (0.5, "0.5"),
+        (1e-7, "0.0000001"),
+        (1e22, "10000000000000000000000"),
+        (2**63 - 1, "9223372036854775807"),
+    ],
+)
+def test_a_number_in_a_text_column_is_written_quoted_in_plain_decimal_digits(value, written):
+    record = full_record()
+    record["applicant"]["address"]["postcode"] = value
+    report = RenderReport({})
+
+    raw = dict(zip(COLUMN_NAMES, raw_fields_of(render_app_line(record, report))[1:], strict=True))
+
+    assert raw["postcode"] == f'"{written}"'
+    assert report.normalised_fields == {}

@@ -255,3 +255,35 @@ def test_a_partial_left_by_a_killed_write_is_cleared_by_the_next_run(export_dir)
     export_dir.write_atomically(NAME, CONTENT)
 
     assert sorted(p.name for p in export_dir.path.iterdir()) == [NAME]
+
+
+def test_a_stale_partial_directory_is_removed_with_its_contents_and_a_recent_one_is_left(export_dir):
+    stale = export_dir.path / ".partial-copied-by-hand"
+    (stale / "nested").mkdir(parents=True)
+    (stale / "nested" / NAME).write_bytes(CONTENT)
+    os.utime(stale, (NOW - 7200, NOW - 7200))
+    recent = export_dir.path / ".partial-still-being-written"
+    recent.mkdir()
+    os.utime(recent, (NOW - 10, NOW - 10))
+    export_dir.write_atomically(NAME, CONTENT)
+
+    removed = export_dir.remove_stale_partials(older_than_seconds=3600, now=NOW)
+
+    assert removed == 1
+    assert sorted(p.name for p in export_dir.path.iterdir()) == [".partial-still-being-written", NAME]
+    assert export_dir.read(NAME) == CONTENT
+
+
+def test_a_stale_partial_symlink_is_removed_and_what_it_points_to_is_left(export_dir, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "keep.txt").write_bytes(b"kept")
+    link = export_dir.path / ".partial-link"
+    link.symlink_to(elsewhere, target_is_directory=True)
+    os.utime(link, (NOW - 7200, NOW - 7200), follow_symlinks=False)
+
+    assert export_dir.remove_stale_partials(older_than_seconds=3600, now=NOW) == 1
+
+    assert not link.is_symlink()
+    assert (elsewhere / "keep.txt").read_bytes() == b"kept"
+

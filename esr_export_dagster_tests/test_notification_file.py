@@ -221,6 +221,92 @@ def test_malformed_values_are_invalid_without_their_values_in_the_error():
     assert "XXXX" not in error
 
 
+# --- hostile values ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("breaker", ["\x85", "\u2028", "\u2029", "\x80", "\x9f", "\x1c", "\x0b"], ids=lambda c: f"U+{ord(c):04X}")
+def test_a_line_break_or_c1_control_in_a_notification_becomes_a_space_and_is_reported(breaker):
+    record = {**next_trainee(), "currentTraineeLastName": f"Quill{breaker}feather", "nextAppointmentTraineeGrade": f"ST{breaker}1"}
+
+    content, report = render_notification_file([record, withdrawal()])
+
+    text = content.decode("utf-8")
+    assert len(text.splitlines()) == 2
+    line = fields_of(text.splitlines()[0])
+    assert line["currentTraineeLastName"] == "Quill feather"
+    assert line["nextAppointmentTraineeGrade"] == "ST 1"
+    assert report.normalised_fields == {
+        "currentTraineeLastName": 1,
+        "nextAppointmentTraineeGrade": 1,
+        "withdrawnTraineeLastName": 1,
+    }
+
+
+def test_a_value_that_is_not_text_in_a_text_column_is_written_empty_and_reported():
+    record = {
+        **next_trainee(),
+        "currentTraineeFirstName": {"given": "Zoë"},
+        "currentTraineeLastName": ["O'Brien"],
+        "nextAppointmentTraineeGrade": True,
+        "nextAppointmentTraineeEmailAddress": b"trainee@example.invalid",
+        "currentTraineeGmcNumber": 7000001,
+    }
+    report = RenderReport({})
+
+    line = fields_of(render_notification_line(record, report))
+
+    assert line["currentTraineeFirstName"] == line["currentTraineeLastName"] == ""
+    assert line["nextAppointmentTraineeGrade"] == line["nextAppointmentTraineeEmailAddress"] == ""
+    assert line["currentTraineeGmcNumber"] == "7000001"
+    assert report.normalised_fields == {
+        "currentTraineeFirstName": 1,
+        "currentTraineeLastName": 1,
+        "nextAppointmentTraineeGrade": 1,
+        "nextAppointmentTraineeEmailAddress": 1,
+    }
+
+
+@pytest.mark.parametrize("code", [["1"], {"code": "1"}, 1, "1\n"], ids=repr)
+def test_a_title_code_that_is_not_one_of_the_codes_is_invalid_even_when_it_cannot_be_looked_up(code):
+    record = {**next_trainee(), "notificationTitleCode": code}
+
+    assert invalid_notification_fields(record) == ["notificationTitleCode"]
+    # Never written (it is invalid), but rendering it must not fail either: no payload column is filled.
+    line = fields_of(render_notification_line(record))
+    assert line["nextAppointmentTraineeLastName"] == line["currentTraineeLastName"] == ""
+
+
+@pytest.mark.parametrize(
+    ("record", "name"),
+    [
+        (next_trainee(), "nextAppointmentTraineeFirstName"),
+        (next_trainee(), "nextAppointmentTraineeLastName"),
+        (withdrawal(), "withdrawnTraineeFirstName"),
+        (withdrawal(), "withdrawnTraineeLastName"),
+        (new_post(), "deaneryPostNumber"),
+        (new_post(), "managingDeaneryBodyCode"),
+    ],
+)
+@pytest.mark.parametrize("blank", ["\x00\x07", "\x80\x85\x9f", " \x1b ", "\u2028\x7f"], ids=repr)
+def test_mandatory_text_of_control_characters_only_is_invalid_because_it_would_be_written_blank(record, name, blank):
+    assert invalid_notification_fields({**record, name: blank}) == [name]
+
+
+@pytest.mark.parametrize("value", [{"name": "Testlast"}, ["Testlast"], 42, True, b"Testlast"], ids=repr)
+def test_mandatory_text_that_is_not_a_string_is_invalid(value):
+    assert invalid_notification_fields({**next_trainee(), "nextAppointmentTraineeLastName": value}) == [
+        "nextAppointmentTraineeLastName"
+    ]
+    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": value}) == ["managingDeaneryBodyCode"]
+
+
+def test_a_managing_office_code_is_measured_as_written():
+    # Each run of control characters is written as one space.
+    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 9 + "\r\n\x85"}) == []
+    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 10}) == []
+    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 11}) == ["managingDeaneryBodyCode"]
+
+
 # --- the documented layout ---------------------------------------------------------------------------
 
 _ROW = re.compile(

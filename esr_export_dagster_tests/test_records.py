@@ -141,6 +141,20 @@ def test_a_name_with_surrounding_spaces_is_still_a_name():
     assert invalid_mandatory_fields(with_value("applicant.lastName", "  Quillfeather ")) == []
 
 
+@pytest.mark.parametrize("blank", ["\x00", "\x07\x1b", "\x80\x9f", "\x00 \x01", "\x7f\u2028", " \x1b "])
+@pytest.mark.parametrize("name", ["applicant.lastName", "applicant.firstName"])
+def test_a_name_of_control_characters_only_is_invalid_because_it_would_be_written_blank(name, blank):
+    record = with_value(name, blank)
+    position = 1 + [c.name for c in APP_COLUMNS].index(name.split(".")[1])
+
+    assert invalid_mandatory_fields(record) == [name]
+    assert render_app_line(record).split(",")[position].strip('"').strip() == ""
+
+
+def test_a_name_with_a_control_character_inside_is_still_a_name():
+    assert invalid_mandatory_fields(with_value("applicant.firstName", "Mari\x00gold\x85")) == []
+
+
 # --- integers --------------------------------------------------------------------------------------------
 
 
@@ -224,6 +238,17 @@ def test_a_post_number_of_thirty_characters_is_valid_and_of_thirty_one_is_not():
 @pytest.mark.parametrize("value", ["", "  ", "\t", 12345, ["EOE/RGT00/021/F1/003"]])
 def test_a_blank_or_non_text_post_number_is_invalid(value):
     assert invalid_mandatory_fields(with_value("deaneryPostNumber", value)) == ["deaneryPostNumber"]
+
+
+@pytest.mark.parametrize("value", ["\x00", "\x80\x81", "\x1f \x7f"])
+def test_a_post_number_of_control_characters_only_is_invalid(value):
+    assert invalid_mandatory_fields(with_value("deaneryPostNumber", value)) == ["deaneryPostNumber"]
+
+
+def test_a_post_number_is_measured_as_written_once_control_characters_are_normalised():
+    # Each run of control characters is written as one space: the length ESR sees is what counts.
+    assert invalid_mandatory_fields(with_value("deaneryPostNumber", "P" * 29 + "\r\n")) == []
+    assert invalid_mandatory_fields(with_value("deaneryPostNumber", "P" * 29 + "\r\nQ")) == ["deaneryPostNumber"]
 
 
 def test_a_post_number_that_passes_validation_fits_esrs_thirty_characters_in_the_file():

@@ -1,27 +1,30 @@
 """Writing ESR's CSV export files: file names, column kinds and line rendering, shared by APP and DNC.
 
 Text is double-quoted with embedded quotes doubled, integers and dates (``YYYY-MM-DD``) are unquoted, a
-missing value is an empty field, and a control character inside a value (which would split a record over
-two lines) is replaced by a space and counted by column name, never by value.
+missing value is an empty field, and a line break or control character inside a value (which would split a
+record over two lines) is replaced by a space and counted by column name, never by value. A text column
+takes strings, and numbers in plain decimal form; anything else is written empty and counted the same way.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .deaneries import require_deanery
 from .records import parse_date
 from .sequence import MAX_SEQUENCE
+from .text_values import normalise_text
 
 LINE_ENDING = "\n"
 ENCODING = "utf-8"
 
 _FILE_NAME = re.compile(r"DE_(?P<deanery>[A-Z]{2,4})_(?P<type>[A-Z]{3})_(?P<date>\d{8})_(?P<seq>\d{8})\.DAT")
 _FILE_TYPE = re.compile(r"[A-Z]{3}")
-_CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 def export_file_name(deanery: str, file_type: str, run_date: dt.date, sequence: int) -> str:
@@ -136,15 +139,37 @@ def _compile_lookup(path: tuple[str | int, ...]) -> Lookup:
 def _format_text(column: Column, value: Any, report: RenderReport) -> str:
     if value is None:
         return ""
-    text = value if isinstance(value, str) else str(value)
-    # A line break inside a value would split one applicant over two lines of the file. Every control
-    # character is unprintable, so the cheap test spares the pattern almost every value.
-    if not text.isprintable():
-        cleaned = _CONTROL_CHARACTERS.sub(" ", text)
-        if cleaned != text:
+    if isinstance(value, str):
+        text = normalise_text(value)
+        if text != value:
             report.note(column.name)
-            text = cleaned
+    else:
+        text = _plain_decimal(value)
+        if text is None:
+            # A sub-document, list, flag, date or binary value here is an upstream error: its Python
+            # form (a repr) would reach ESR as if it were the value.
+            report.note(column.name)
+            return ""
     return '"' + text.replace('"', '""') + '"'
+
+
+def _plain_decimal(value: Any) -> str | None:
+    """A number as digits (legacy post codes and phone numbers stored as numbers), else ``None``.
+
+    MongoDB's shell stores every number as a double, so ``12345.0`` is written ``12345``, and no number is
+    ever written with an exponent.
+    """
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return str(int(value))
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value.is_integer():
+            return str(int(value))
+        return format(Decimal(repr(value)), "f")
+    return None
 
 
 def _format_integer(column: Column, value: Any, report: RenderReport) -> str:

@@ -58,7 +58,10 @@ DNC_COLUMNS: tuple[Column, ...] = (
 def render_notification_line(record: Mapping[str, Any], report: RenderReport | None = None) -> str:
     """One CSV line: the record type, then every column of ``DNC_COLUMNS``, without the line ending."""
     report = report if report is not None else RenderReport({})
-    return render_line(RECORD_TYPE, _RENDERING, record, report, kind=record.get("notificationTitleCode"))
+    code = record.get("notificationTitleCode")
+    # A title code that is not text selects no payload (a list could not even be looked up).
+    kind = code if isinstance(code, str) else None
+    return render_line(RECORD_TYPE, _RENDERING, record, report, kind=kind)
 
 
 def render_notification_file(records: Iterable[Mapping[str, Any]]) -> tuple[bytes, RenderReport]:

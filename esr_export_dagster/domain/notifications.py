@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Any, Mapping
 
 from .records import field_value, parse_date
+from .text_values import mandatory_text_as_written
 
 CURRENT_OR_NEXT_TRAINEE = "1"
 WITHDRAWAL = "2"
@@ -60,7 +61,7 @@ def invalid_notification_fields(document: Mapping[str, Any]) -> list[str]:
     """The names of the mandatory fields that are missing or malformed, common ones first."""
     invalid = [name for name in COMMON_MANDATORY_FIELDS if not _is_valid(name, field_value(document, name))]
     code = document.get("notificationTitleCode")
-    if code not in MANDATORY_BY_TITLE_CODE:
+    if not isinstance(code, str) or code not in MANDATORY_BY_TITLE_CODE:
         return invalid
     if code == CURRENT_OR_NEXT_TRAINEE and document.get("postVacantAtNextRotation") is True:
         return invalid
@@ -80,13 +81,19 @@ def _is_valid(name: str, value: Any) -> bool:
     if name == "notificationId":
         return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10**18
     if name == "notificationTitleCode":
-        return value in TITLE_CODES
+        # A list or sub-document cannot even be looked up (unhashable): it is simply not a title code.
+        return isinstance(value, str) and value in TITLE_CODES
     if name == "createdDate":
         return isinstance(value, dt.datetime)
-    if name == "deaneryPostNumber":
-        return isinstance(value, str) and value.strip() != "" and len(value) <= _MAX_POST_NUMBER_LENGTH
-    if name == "managingDeaneryBodyCode":
-        return isinstance(value, str) and value.strip() != "" and len(value) <= _MAX_MANAGING_OFFICE_LENGTH
     if name in _DATE_FIELDS:
         return parse_date(value) is not None
-    return isinstance(value, str) and value.strip() != ""
+    # Every other mandatory field is text, judged as it will be written: a value of control characters
+    # only would reach ESR as a blank, and the length limits count what the file carries.
+    written = mandatory_text_as_written(value)
+    if written is None:
+        return False
+    if name == "deaneryPostNumber":
+        return len(written) <= _MAX_POST_NUMBER_LENGTH
+    if name == "managingDeaneryBodyCode":
+        return len(written) <= _MAX_MANAGING_OFFICE_LENGTH
+    return True

@@ -10,6 +10,8 @@ import datetime as dt
 import re
 from typing import Any, Mapping
 
+from .text_values import mandatory_text_as_written
+
 TO_EXPORT = "TO_EXPORT"
 EXPORTED = "EXPORTED"
 INVALID_DATA = "INVALID_DATA"
@@ -80,7 +82,8 @@ def _is_valid(name: str, value: Any) -> bool:
     if name in _DATE_FIELDS:
         return parse_date(value) is not None
     if name in _NAME_FIELDS:
-        return isinstance(value, str) and value.strip() != ""
+        # Judged as written: a name of control characters only would reach ESR as a blank.
+        return mandatory_text_as_written(value) is not None
     if name in _MAX_DIGITS:
         return (
             isinstance(value, int)
@@ -91,5 +94,6 @@ def _is_valid(name: str, value: Any) -> bool:
         return isinstance(value, dt.datetime)
     if name == "deaneryPostNumber":
         # Measured as written to the file: padding counts against ESR's limit.
-        return isinstance(value, str) and value.strip() != "" and len(value) <= _MAX_POST_NUMBER_LENGTH
+        written = mandatory_text_as_written(value)
+        return written is not None and len(written) <= _MAX_POST_NUMBER_LENGTH
     return True

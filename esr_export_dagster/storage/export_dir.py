@@ -13,6 +13,7 @@ import errno
 import hashlib
 import io
 import os
+import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,14 +130,24 @@ class ExportDirectory:
         return os.path.lexists(self.path / name)
 
     def remove_stale_partials(self, older_than_seconds: float, now: float) -> int:
-        """Temporary files of killed runs; recent ones may belong to a run still writing."""
+        """Temporary files of killed runs; recent ones may belong to a run still writing.
+
+        Everything named ``.partial-*`` here is this exporter's by its prefix, a directory as much as a
+        file (one left by hand or by a copy tool must not stop every export). One that cannot be removed
+        is left for a later run rather than failing this one: no export file is ever read from a partial
+        name, and each write takes a fresh one.
+        """
         removed = 0
         for partial in self.path.glob(f"{_TEMP_PREFIX}*"):
             try:
-                if now - partial.stat().st_mtime > older_than_seconds:
+                if now - partial.lstat().st_mtime <= older_than_seconds:
+                    continue
+                if partial.is_dir() and not partial.is_symlink():
+                    shutil.rmtree(partial)
+                else:
                     partial.unlink()
-                    removed += 1
-            except FileNotFoundError:
+                removed += 1
+            except OSError:
                 continue
         return removed
 
