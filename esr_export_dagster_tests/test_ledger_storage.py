@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 from bson import ObjectId
 
 from esr_export_dagster.domain.file_plan import PlannedFile
-from esr_export_dagster.storage.collections import EXPORT_BATCH
+from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH, EXPORT_FILE, ensure_indexes
+from esr_export_dagster.storage.errors import CorruptExportStateError, ExportFileConflictError
 from esr_export_dagster.storage.ledger import ExportLedger, pack_record_ids, unpack_record_ids
 
 RUN_DATE = dt.date(2021, 7, 31)
@@ -58,3 +60,38 @@ def test_packed_ids_of_a_truncated_value_are_refused():
     packed = pack_record_ids((ObjectId(), ObjectId()))
     with pytest.raises(ValueError):
         unpack_record_ids(bytes(packed)[:-1])
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ({"files": "all of them"}, "files is 'all of them' (text), not a list of planned files"),
+        ({"files": [{"runDate": "2021-07-31", "recordIds": [], "largestPostCount": 1}]}, "files[0] is not a planned file"),
+        ({"firstSeq": -3}, "firstSeq is -3"),
+        ({"deanery": None}, "deanery is null"),
+    ],
+    ids=["files-not-a-list", "file-without-a-date", "negative-first-number", "no-deanery"],
+)
+def test_a_damaged_batch_plan_is_refused_naming_it_before_any_number_is_taken(database, damage, named):
+    ledger = ExportLedger(database, "APP")
+    batch_id = _open(ledger, (ObjectId(),))
+    database[EXPORT_BATCH].update_one({"_id": batch_id}, {"$set": damage})
+
+    with pytest.raises(CorruptExportStateError, match=re.escape(f"exportBatch {batch_id} cannot be trusted: {named}")):
+        ledger.number_batch("EOE", batch_id)
+
+    assert database[COUNTER].find_one({"_id": "APP_EOE"})["seq"] == 0
+
+
+def test_a_number_already_in_the_ledger_under_another_name_is_refused_before_the_file_is_started(database):
+    ledger = ExportLedger(database, "APP")
+    ensure_indexes(database)
+    database[EXPORT_FILE].insert_one(
+        {"_id": "DE_EOE_APP_20210730_00000001.DAT", "fileType": "APP", "deanery": "EOE", "seq": 1, "state": "COMPLETE"}
+    )
+    batch = ledger.number_batch("EOE", _open(ledger, (ObjectId(),)))
+
+    with pytest.raises(ExportFileConflictError, match="already holds DE_EOE_APP_20210730_00000001.DAT under APP number 1"):
+        ledger.record_file_started(batch, batch.files[0])
+
+    assert database[EXPORT_FILE].count_documents({}) == 1

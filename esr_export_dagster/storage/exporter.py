@@ -41,6 +41,10 @@ from .selection import Eligibility, SelectedRecord, select_eligible
 _MAX_OPEN_ATTEMPTS = 20
 # Documents per round trip when reading a day's records (the driver's default first batch is 101).
 _BATCH_SIZE = 5000
+_SET_COUNTER = (
+    "Set the counter to the last number ESR received (README, 'When something goes wrong'). No number was taken "
+    "and no record was changed."
+)
 # A temporary file older than this belongs to a killed run, not to one still writing.
 _STALE_PARTIAL_SECONDS = 3600
 
@@ -178,8 +182,8 @@ class Exporter:
             )
             if not plan:
                 return outcome(None)
-            new_counter_seq = 0 if selection.read_at.exists else self._resume_point(deanery, notes)
-            batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id, new_counter_seq)
+            last_issued = self._last_issued(deanery, counter, notes)
+            batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id, last_issued)
             if batch is not None:
                 return outcome(batch.batch_id)
             selection = None
@@ -203,30 +207,42 @@ class Exporter:
                 "was taken and no record was changed."
             ) from None
 
-    def _resume_point(self, deanery: str, notes: list[str]) -> int:
-        """The last number issued for a deanery that has no counter: 0 on a fresh instance.
+    def _last_issued(self, deanery: str, counter: CounterState, notes: list[str]) -> int:
+        """The last number issued to the deanery, checked against the files already written.
 
-        A counter can be lost (a dropped collection, a restore from an old backup). Starting again from 1
-        would reuse numbers ESR already has and collide with files already written, so the file ledger and
-        the export directory are asked what was issued. Numbering resumes after the ledger's highest number
-        only when the ledger accounts for every file there; anything else is refused.
+        A counter can be lost (a dropped collection) or set back (a restore from an old backup). Numbering on
+        from it would reuse numbers ESR already has, so the export directory, and for a missing counter the
+        file ledger, are asked what was issued. A missing counter resumes after the ledger's highest number
+        only when the ledger accounts for every file in the directory; anything else is refused.
         """
         counter_id = self.ledger.counter_id(deanery)
-        highest, unfinished = self.ledger.highest_sequence(deanery)
         on_disk = self.export_directory.highest_sequence(deanery, self.stream.file_type)
         disk_highest = parse_export_file_name(on_disk).sequence if on_disk else 0
+        if counter.exists:
+            if disk_highest > counter.seq:
+                raise CorruptExportStateError(
+                    f"counter {counter_id} has seq {counter.seq}, but ESR_EXPORT_DIR holds {on_disk} (number "
+                    f"{disk_highest}): numbering on would repeat numbers ESR already has. {_SET_COUNTER}"
+                )
+            in_ledger = self.ledger.highest_file(deanery)
+            if in_ledger is not None and in_ledger[0] > counter.seq:
+                raise CorruptExportStateError(
+                    f"counter {counter_id} has seq {counter.seq}, but the file ledger holds {in_ledger[1]} (number "
+                    f"{in_ledger[0]}): numbering on would repeat numbers ESR already has. {_SET_COUNTER}"
+                )
+            return counter.seq
+        highest, unfinished = self.ledger.highest_sequence(deanery)
         if unfinished:
             raise CorruptExportStateError(
                 f"counter {counter_id} is missing and the file ledger holds unfinished file(s) "
                 f"{', '.join(unfinished)}: the batch that was writing them is lost with the counter. Restore the "
-                f"counter from a backup. No number was taken and no record was changed."
+                "counter from a backup. No number was taken and no record was changed."
             )
         if disk_highest > highest:
+            known = f"knows only up to {highest}" if highest else "does not know"
             raise CorruptExportStateError(
                 f"counter {counter_id} is missing, but ESR_EXPORT_DIR holds {on_disk} (number {disk_highest}), which "
-                f"the file ledger {'does not know' if not highest else f'knows only up to {highest}'}: starting "
-                "again would repeat numbers ESR already has. Set the counter to the last number ESR received "
-                "(README, 'When something goes wrong'). No number was taken and no record was changed."
+                f"the file ledger {known}: starting again would repeat numbers ESR already has. {_SET_COUNTER}"
             )
         if highest:
             notes.append(
@@ -278,13 +294,12 @@ class Exporter:
             else:
                 continue
             marked[document["_id"]] = suspect.run_date
-            updates.append(
-                UpdateOne(
-                    # Unchanged since it was checked: an upstream fix in between must win.
-                    {"_id": document["_id"], "status": TO_EXPORT, anchor: document.get(anchor)},
-                    {"$set": {"status": INVALID_DATA, "generationError": error}},
-                )
-            )
+            unchanged: dict[str, Any] = {"_id": document["_id"], "status": TO_EXPORT}
+            if not isinstance(document.get(anchor), (Mapping, list)):
+                # Unchanged since it was checked: an upstream fix in between must win. A sub-document is not
+                # compared (the local stand-in cannot), so a fix racing this update is overtaken, and reported.
+                unchanged[anchor] = document.get(anchor)
+            updates.append(UpdateOne(unchanged, {"$set": {"status": INVALID_DATA, "generationError": error}}))
         if updates:
             self.records.bulk_write(updates, ordered=False)
         return marked

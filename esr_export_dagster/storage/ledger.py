@@ -314,6 +314,20 @@ class ExportLedger:
             {"_id": file.name, "state": FILE_WRITING}, {"$set": {"state": FILE_MARKED}}
         )
 
+    def highest_file(self, deanery: str) -> tuple[int, str] | None:
+        """The number and name of the deanery's highest-numbered file in the ledger (one indexed read)."""
+        for entry in (
+            self.database[EXPORT_FILE]
+            .find({"fileType": self.file_type, "deanery": deanery}, {"seq": 1})
+            .sort("seq", -1)
+            .limit(1)
+        ):
+            seq = entry.get("seq")
+            if counter_value_problem(seq) is not None:
+                raise CorruptExportStateError(f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number")
+            return as_counter_value(seq), str(entry["_id"])
+        return None
+
     def highest_sequence(self, deanery: str) -> tuple[int, list[str]]:
         """The highest number in the file ledger for ``deanery`` and the names of its unfinished files."""
         highest = 0
