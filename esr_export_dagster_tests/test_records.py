@@ -151,6 +151,16 @@ def test_a_name_of_control_characters_only_is_invalid_because_it_would_be_writte
     assert render_app_line(record).split(",")[position].strip('"').strip() == ""
 
 
+@pytest.mark.parametrize("invisible", ["\u200b", "\ufeff", "\u00ad", "\u200d \u2060", " \u200b\x00"])
+@pytest.mark.parametrize("name", ["applicant.lastName", "applicant.firstName"])
+def test_a_name_of_invisible_format_characters_only_is_invalid_because_nobody_could_read_it(name, invisible):
+    assert invalid_mandatory_fields(with_value(name, invisible)) == [name]
+
+
+def test_a_name_with_a_format_character_inside_is_still_a_name():
+    assert invalid_mandatory_fields(with_value("applicant.lastName", "Quill\u200dfeather")) == []
+
+
 def test_a_name_with_a_control_character_inside_is_still_a_name():
     assert invalid_mandatory_fields(with_value("applicant.firstName", "Mari\x00gold\x85")) == []
 

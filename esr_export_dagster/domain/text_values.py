@@ -8,6 +8,7 @@ checks both go through ``normalise_text``.
 from __future__ import annotations
 
 import re
+import unicodedata
 from typing import Any
 
 # Every character a line splitter takes for a line break (Python's str.splitlines: \n \v \f \r \x1c \x1d
@@ -33,4 +34,10 @@ def mandatory_text_as_written(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     written = normalise_text(value)
-    return written if written.strip() else None
+    return written if _has_visible_character(written) else None
+
+
+def _has_visible_character(text: str) -> bool:
+    """Whether anything would show: spaces and format characters (zero-width space, joiners, byte-order
+    mark, soft hyphen: Unicode category Cf) alone write a name nobody can read."""
+    return any(not character.isspace() and unicodedata.category(character) != "Cf" for character in text)
