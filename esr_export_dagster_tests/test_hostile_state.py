@@ -386,3 +386,19 @@ def test_a_refused_file_leaves_no_temporary_file_and_the_directory_private(harne
 
     assert os.stat(harness.export_dir).st_mode & 0o777 == 0o700
     assert not list(harness.export_dir.glob(".partial-*"))
+
+
+def test_posts_that_differ_only_by_a_line_break_count_as_the_one_post_esr_sees(harness):
+    start = RUN_DATE + dt.timedelta(weeks=13, days=-1)
+    plain = harness.add("EOE", start, count=21, post_number="EOE/RGT00 001/FY1/001")
+    broken = harness.add("EOE", start, count=20, post_number="EOE/RGT00\n001/FY1/001")
+
+    summary = harness.run_ok(RUN_DATE, "EOE")
+
+    # 41 applicants for what ESR reads as one post: more than 40 in one file would quarantine it.
+    files = summary["files_written_by_this_run"]
+    assert len(files) == 2
+    assert sorted(p for name in files for p in file_placements(harness.export_dir / name)) == sorted(
+        r["placementId"] for r in plain + broken
+    )
+    assert_export_invariants(harness.database, harness.export_dir)

@@ -24,6 +24,7 @@ from ..domain.deaneries import require_deanery
 from ..domain.file_plan import PlannedRecord
 from ..domain.records import EXPORTED, TO_EXPORT, field_value
 from ..domain.streams import ExportStream
+from ..domain.text_values import mandatory_text_as_written
 
 
 class Eligibility(Protocol):
@@ -101,7 +102,8 @@ def select_eligible(
             SelectedRecord(
                 record_id=document["_id"],
                 reference=_int_or_none(field_value(document, stream.reference_field)),
-                post_number=_str_or_none(field_value(document, "deaneryPostNumber")),
+                # As written to the file: the 40-per-post limit counts posts as ESR will see them.
+                post_number=mandatory_text_as_written(field_value(document, "deaneryPostNumber")),
                 anchor_date=anchor_date,
                 run_date=run_date,
                 invalid_fields=tuple(stream.invalid_fields(document)),
@@ -153,7 +155,3 @@ def _with_conflict(record: SelectedRecord, stream: ExportStream, holders: Iterab
 
 def _int_or_none(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def _str_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
