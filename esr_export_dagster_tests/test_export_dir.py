@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from esr_export_dagster.storage.errors import ExportFileConflictError
 from esr_export_dagster.storage.export_dir import ExportDirectory, ExportDirectoryError, WrittenFile
 
 NAME = "DE_EOE_APP_20210731_00000001.DAT"
@@ -129,8 +130,18 @@ def test_an_empty_and_a_large_file_are_written_whole(export_dir):
     assert big.size == len(large)
 
 
-def test_writing_a_name_again_replaces_the_file_whole(export_dir):
+def test_writing_a_name_again_with_other_content_is_refused_and_the_first_file_kept(export_dir):
     export_dir.write_atomically(NAME, b"first\n")
+
+    with pytest.raises(ExportFileConflictError, match=f"{NAME} already exists .* nothing is ever overwritten"):
+        export_dir.write_atomically(NAME, CONTENT)
+
+    assert export_dir.read(NAME) == b"first\n"
+    assert partials_in(export_dir.path) == []
+
+
+def test_writing_a_name_again_with_the_same_content_is_the_same_file(export_dir):
+    export_dir.write_atomically(NAME, CONTENT)
 
     written = export_dir.write_atomically(NAME, CONTENT)
 
@@ -187,13 +198,14 @@ def test_write_atomically_refuses_a_name_with_a_trailing_newline(export_dir):
     assert list(export_dir.path.iterdir()) == []
 
 
-def test_a_failed_write_raises_and_leaves_no_temporary_file(export_dir):
-    (export_dir.path / NAME).mkdir()  # the final name is taken by a directory: the rename fails
+def test_a_name_taken_by_a_directory_is_refused_and_leaves_no_temporary_file(export_dir):
+    (export_dir.path / NAME).mkdir()
 
-    with pytest.raises(ExportDirectoryError) as raised:
+    with pytest.raises(ExportFileConflictError) as raised:
         export_dir.write_atomically(NAME, CONTENT)
 
     assert NAME in str(raised.value)
+    assert (export_dir.path / NAME).is_dir()
     assert partials_in(export_dir.path) == []
 
 
