@@ -43,6 +43,18 @@ def postgres_bin_dir() -> Path | None:
     return versions[-1].parent if versions else None
 
 
+# Administrative tools live in the sbin directories, which a root shell's PATH does not always hold.
+_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def system_tool(name: str) -> str:
+    """The path of a system tool, found on PATH or in the standard system directories."""
+    found = shutil.which(name) or shutil.which(name, path=_SYSTEM_PATH)
+    if found is None:
+        raise PostgresUnavailable(f"{name} is not installed (looked on PATH and in {_SYSTEM_PATH})")
+    return found
+
+
 @dataclass
 class PostgresCluster:
     bin_dir: Path
@@ -59,7 +71,7 @@ class PostgresCluster:
         return self.root / "postgres.log"
 
     def _run(self, *command: str) -> None:
-        prefix = ["runuser", "-u", self.os_user, "--"] if self.os_user else []
+        prefix = [system_tool("runuser"), "-u", self.os_user, "--"] if self.os_user else []
         completed = subprocess.run(
             prefix + [str(self.bin_dir / command[0]), *command[1:]],
             stdin=subprocess.DEVNULL,
