@@ -282,16 +282,13 @@ def test_field_value_reads_nested_documents_as_mongodb_returns_them():
     assert field_value({"a": {"b": {"c": 7}}}, "a.b.c") == 7
 
 
-def test_field_value_reads_flat_dotted_keys_as_some_projections_return_them():
-    flat = {"applicant.lastName": "Quillfeather", "placementId": 4_200_017}
-
-    assert field_value(flat, "applicant.lastName") == "Quillfeather"
-
-
-def test_field_value_prefers_a_flat_dotted_key_over_the_nested_path():
+def test_a_top_level_key_spelled_like_a_dotted_path_is_not_the_field_the_file_writes():
     document = {"applicant.lastName": "Flat", "applicant": {"lastName": "Nested"}}
+    flat_only = valid_record()
+    flat_only["applicant.firstName"] = flat_only["applicant"].pop("firstName")
 
-    assert field_value(document, "applicant.lastName") == "Flat"
+    assert field_value(document, "applicant.lastName") == "Nested"
+    assert invalid_mandatory_fields(flat_only) == ["applicant.firstName"]
 
 
 def test_field_value_is_none_for_anything_missing():
@@ -302,13 +299,17 @@ def test_field_value_is_none_for_anything_missing():
     assert field_value({"applicant": ["Quillfeather"]}, "applicant.lastName") is None
 
 
-def test_a_flat_projection_of_a_complete_record_is_valid():
+def test_a_record_stored_flat_is_judged_by_the_nested_fields_the_file_writes():
     nested = valid_record()
     flat = {key: value for key, value in nested.items() if key != "applicant"}
     flat.update({f"applicant.{key}": value for key, value in nested["applicant"].items()})
 
-    assert invalid_mandatory_fields(flat) == []
-    assert invalid_mandatory_fields({k: v for k, v in flat.items() if k != "applicant.dob"}) == ["applicant.dob"]
+    assert invalid_mandatory_fields(flat) == [
+        "applicant.effectiveDate",
+        "applicant.lastName",
+        "applicant.firstName",
+        "applicant.dob",
+    ]
 
 
 # --- generation_error ------------------------------------------------------------------------------------

@@ -41,9 +41,11 @@ _NAME_FIELDS = frozenset({"applicant.lastName", "applicant.firstName"})
 
 
 def field_value(document: Mapping[str, Any], dotted: str) -> Any:
-    """Read ``a.b`` from a document, nested as MongoDB returns it or flat as some projections do."""
-    if dotted in document:
-        return document[dotted]
+    """Read ``a.b`` from a whole document, nested, exactly as the file renderer reads it.
+
+    A top-level key literally named ``applicant.lastName`` is not the field: the file would write the nested
+    one, so validation must judge that one too.
+    """
     value: Any = document
     for part in dotted.split("."):
         try:

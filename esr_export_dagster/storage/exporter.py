@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping, Sequence
 
+from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.database import Database
 
@@ -370,17 +371,18 @@ class Exporter:
         anchor_range: dict[str, dt.datetime] = {"$lt": anchor_to}
         if anchor_from is not None:
             anchor_range["$gte"] = anchor_from
-        self.records.update_many(
-            {
-                "_id": {"$in": list(file.record_ids)},
-                "status": TO_EXPORT,
-                "deanery": batch.deanery,
-                self.stream.anchor_field: anchor_range,
-            },
-            # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime on an
-            # existing document as a string.
-            {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}},
-        )
+        still_qualifies = {"status": TO_EXPORT, "deanery": batch.deanery, self.stream.anchor_field: anchor_range}
+        # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime on an
+        # existing document as a string.
+        mark = {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}}
+        object_ids = [record_id for record_id in file.record_ids if type(record_id) is ObjectId]
+        if object_ids:
+            self.records.update_many({"_id": {"$in": object_ids}, **still_qualifies}, mark)
+        # Ids of other kinds (legacy records) one by one: in an `$in` beside ObjectIds, the local stand-in
+        # counts them as matched but leaves them unchanged.
+        for record_id in file.record_ids:
+            if type(record_id) is not ObjectId:
+                self.records.update_one({"_id": record_id, **still_qualifies}, mark)
 
     def _marked_for(self, file: BatchFile) -> dict[Hashable, Mapping[str, Any]]:
         return {
