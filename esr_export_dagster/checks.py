@@ -15,10 +15,17 @@ from dagster import (
 )
 
 from .assets import app_export_file, notification_export_file
+from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.records import EXPORTED, INVALID_DATA
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
+from .resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    WallClockResource,
+    build_exporter,
+)
 from .storage.collections import COUNTER, EXPORT_FILE
 from .storage.ledger import FILE_COMPLETE
 from .storage.stale_query import pending_records
@@ -33,11 +40,18 @@ _SAMPLE = 10
 @asset_check(
     asset=app_export_file,
     partitions_def=export_partitions,
-    description="No record of the deanery is still TO_EXPORT with its start date already reached.",
+    description=(
+        "No applicant record of the deanery is still TO_EXPORT with its start date already reached (UTC). Runs "
+        "withhold such records from the files (counted as withheld_past_start) so nobody is hired twice. What to "
+        "do: tell the trust to hire by hand, then set the records' status in TIS; only if the trust confirms it "
+        f"did not hire by hand, re-materialize the partition with run config {RUN_CONFIG_FLAG}: true."
+    ),
 )
-def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+def no_records_past_their_start_date(
+    context: AssetCheckExecutionContext, mongodb: MongoDBResource, wall_clock: WallClockResource
+) -> AssetCheckResult:
     database = mongodb.get_database()
-    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    tomorrow = wall_clock.today() + dt.timedelta(days=1)
     stuck = sorted(
         (
             record

@@ -7,13 +7,15 @@ names ids and fields, never personal data.
 """
 
 import contextlib
+import datetime as dt
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Iterator
 
 from dagster import (
     AssetExecutionContext,
     Backoff,
+    Config,
     Failure,
     Jitter,
     MetadataValue,
@@ -23,10 +25,19 @@ from dagster import (
     op,
 )
 
+from pydantic import Field
+
 from .domain.deaneries import UnknownDeaneryError
+from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.streams import ExportStream
 from .partitions import run_dates_by_deanery
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
+from .resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    WallClockResource,
+    build_exporter,
+)
 from .selection_frame import selections_from_frame
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
@@ -83,40 +94,101 @@ class ExportOps:
     write_files: OpDefinition
 
 
+class ExportRunConfig(Config):
+    """Run configuration of the APP export (Launchpad, or "Open launchpad" in the Materialize dialog)."""
+
+    export_past_start: bool = Field(
+        default=False,
+        description=(
+            "Also export applicant records whose trainee has already started (start date on or before today, "
+            "UTC). Off by default: the stale-record alert has told the trust to hire by hand, and a file sent "
+            "now would hire the trainee twice. Set it only after the trust confirmed it did not."
+        ),
+    )
+
+
+def _open_batches(
+    context: OpExecutionContext,
+    stream: ExportStream,
+    record_selection: Any,
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    export_policy: ExportPolicyResource,
+    withhold_started_by: dt.date | None,
+) -> list[OpenOutcome]:
+    with retrying_transient_errors(context, "Opening the export batch"):
+        exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+        exporter.settings = replace(exporter.settings, withhold_started_by=withhold_started_by)
+        exporter.prepare()
+        selections = selections_from_frame(record_selection)
+        outcomes = []
+        for deanery, run_dates in run_dates_by_deanery(context).items():
+            outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
+            for finished in outcome.finished_files:
+                context.log.warning(
+                    f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
+                    "interrupted or concurrent run, before planning this run's files"
+                )
+            if outcome.invalid_count:
+                context.log.warning(
+                    f"{deanery}: {outcome.invalid_count} eligible {stream.record_noun}s set to INVALID_DATA "
+                    "(missing or invalid mandatory fields; see generationError)"
+                )
+            if outcome.withheld_count:
+                context.log.warning(
+                    f"{deanery}: {outcome.withheld_count} {stream.record_noun}(s) withheld: the trainee has already "
+                    f"started (start date on or before {withhold_started_by}). They stay TO_EXPORT; after the trust "
+                    f"confirms it did not hire by hand, re-run with run config {RUN_CONFIG_FLAG}: true"
+                )
+            context.log.info(
+                f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+
 def build_export_ops(stream: ExportStream) -> ExportOps:
     """``open_<stream>_export_batches`` -> ``allocate_<stream>_file_sequence`` -> ``write_<stream>_export_files``."""
 
-    @op(name=f"open_{stream.name}_export_batches", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
-    def open_export_batches(
-        context: OpExecutionContext,
-        record_selection: Any,
-        mongodb: MongoDBResource,
-        export_directory: ExportDirectoryResource,
-        export_policy: ExportPolicyResource,
-    ) -> list[OpenOutcome]:
-        """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
-        with retrying_transient_errors(context, "Opening the export batch"):
-            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
-            exporter.prepare()
-            selections = selections_from_frame(record_selection)
-            outcomes = []
-            for deanery, run_dates in run_dates_by_deanery(context).items():
-                outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
-                for finished in outcome.finished_files:
-                    context.log.warning(
-                        f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
-                        "interrupted or concurrent run, before planning this run's files"
-                    )
-                if outcome.invalid_count:
-                    context.log.warning(
-                        f"{deanery}: {outcome.invalid_count} eligible {stream.record_noun}s set to INVALID_DATA "
-                        "(missing or invalid mandatory fields; see generationError)"
-                    )
-                context.log.info(
-                    f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
+    open_tags = {"kind": "mongodb"}
+    open_name = f"open_{stream.name}_export_batches"
+    if stream.anchor_is_start_date:
+
+        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        def open_export_batches(
+            context: OpExecutionContext,
+            config: ExportRunConfig,
+            record_selection: Any,
+            mongodb: MongoDBResource,
+            export_directory: ExportDirectoryResource,
+            export_policy: ExportPolicyResource,
+            wall_clock: WallClockResource,
+        ) -> list[OpenOutcome]:
+            """Freeze each deanery's files for this run, after finishing any batch an earlier run left open.
+
+            Records whose trainee has already started (start date on or before today, UTC) are withheld
+            and stay TO_EXPORT, unless the run is launched with ``export_past_start: true``.
+            """
+            withhold_started_by = None if config.export_past_start else wall_clock.today()
+            if config.export_past_start:
+                context.log.warning(
+                    "export_past_start is true: records whose trainee has already started go out in this run's "
+                    "files (the trust confirmed it did not hire by hand)"
                 )
-                outcomes.append(outcome)
-            return outcomes
+            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, withhold_started_by)
+
+    else:
+
+        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        def open_export_batches(
+            context: OpExecutionContext,
+            record_selection: Any,
+            mongodb: MongoDBResource,
+            export_directory: ExportDirectoryResource,
+            export_policy: ExportPolicyResource,
+        ) -> list[OpenOutcome]:
+            """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
+            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, None)
 
     @op(
         name=f"allocate_{stream.name}_file_sequence",
@@ -195,6 +267,7 @@ def summarise_partitions(
 ) -> dict[str, dict]:
     """Per partition: counts, file names and sequence numbers; ids and counts only, no personal data."""
     invalid = {outcome.deanery: outcome.invalid_by_run_date for outcome in opened}
+    withheld = {outcome.deanery: outcome.withheld_by_run_date for outcome in opened}
     recovered = {file.name for outcome in opened for file in outcome.finished_files}
     window = exporter.settings.eligibility.describe()
     summaries: dict[str, dict] = {}
@@ -214,6 +287,7 @@ def summarise_partitions(
                     for d in files
                 ],
                 "invalid_marked_this_run": invalid.get(deanery, {}).get(run_date, 0),
+                "withheld_past_start": withheld.get(deanery, {}).get(run_date, 0),
                 "largest_post_count": max((f.largest_post_count for f in this_run), default=0),
                 "recovered_files": sorted(recovered & names),
                 "normalised_fields": dict(sum((Counter(f.normalised_fields) for f in this_run), Counter())),
@@ -232,6 +306,8 @@ def _materialization_metadata(summaries: dict[str, dict], stream: ExportStream) 
         "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
         "eligibility_window": next(iter(summaries.values()))["window"],
     }
+    if stream.anchor_is_start_date:
+        metadata["withheld_past_start"] = sum(s["withheld_past_start"] for s in summaries.values())
     if stream.limits_records_per_post:
         metadata["largest_per_post_count"] = max((s["largest_post_count"] for s in summaries.values()), default=0)
     if len(summaries) > 1:

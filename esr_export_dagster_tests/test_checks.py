@@ -32,7 +32,8 @@ def test_a_sound_export_passes_every_check(harness):
 
 
 def test_a_record_left_past_its_start_date_fails_the_check(harness):
-    today = dt.datetime.now(dt.timezone.utc).date()
+    harness.now = dt.datetime.now(dt.timezone.utc)
+    today = harness.now.date()
     harness.add("EOE", today - dt.timedelta(days=1))
 
     result = harness.run(RUN_DATE, "EOE")

@@ -16,6 +16,7 @@ from pymongo import UpdateOne
 from pymongo.database import Database
 
 from ..domain.file_plan import ESR_MAX_APPLICANTS_PER_POST, plan_files
+from ..domain.past_start import withheld_past_start
 from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
@@ -39,6 +40,8 @@ class ExportSettings:
     eligibility: Eligibility = field(default_factory=EligibilityWindow)
     # None: no per-post limit (notifications).
     max_records_per_post: int | None = ESR_MAX_APPLICANTS_PER_POST
+    # Records starting on or before this day are kept out of the files (see domain/past_start.py).
+    withhold_started_by: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -71,10 +74,16 @@ class OpenOutcome:
     # How many eligible records were set to INVALID_DATA, by the run date they were eligible on.
     invalid_by_run_date: Mapping[dt.date, int]
     finished_files: tuple[FileOutcome, ...]
+    # How many valid records were kept out of the files because their trainee has started, by run date.
+    withheld_by_run_date: Mapping[dt.date, int] = field(default_factory=dict)
 
     @property
     def invalid_count(self) -> int:
         return sum(self.invalid_by_run_date.values())
+
+    @property
+    def withheld_count(self) -> int:
+        return sum(self.withheld_by_run_date.values())
 
 
 @dataclass
@@ -124,12 +133,15 @@ class Exporter:
         """
         finished: list[FileOutcome] = []
         invalid: dict[Hashable, dt.date] = {}
+        withheld = self._withheld(selection)
         for _ in range(_MAX_OPEN_ATTEMPTS):
             counter = self.ledger.read_counter(deanery)
             reference = counter.open_batch
             if reference is not None:
                 if reference.get("runId") == run_id:
-                    return OpenOutcome(deanery, reference["id"], _count_by_date(invalid), tuple(finished))
+                    return OpenOutcome(
+                        deanery, reference["id"], _count_by_date(invalid), tuple(finished), _count_by_date(withheld)
+                    )
                 # Its plan is frozen, so finishing it here writes the very files its own run would have.
                 finished.extend(self.write_batch(deanery, reference["id"]))
                 continue
@@ -138,15 +150,18 @@ class Exporter:
                 if not _same_counter(selection.read_at, counter):
                     continue
             invalid.update(self._mark_invalid(selection))
+            withheld = self._withheld(selection)
             plan = plan_files(
-                (record.planned() for record in selection.records if record.is_valid),
+                (record.planned() for record in selection.records if record.is_valid and record.record_id not in withheld),
                 self.settings.max_records_per_post,
             )
             if not plan:
-                return OpenOutcome(deanery, None, _count_by_date(invalid), tuple(finished))
+                return OpenOutcome(deanery, None, _count_by_date(invalid), tuple(finished), _count_by_date(withheld))
             batch = self.ledger.try_open_batch(deanery, selection.read_at, plan, run_id)
             if batch is not None:
-                return OpenOutcome(deanery, batch.batch_id, _count_by_date(invalid), tuple(finished))
+                return OpenOutcome(
+                    deanery, batch.batch_id, _count_by_date(invalid), tuple(finished), _count_by_date(withheld)
+                )
             selection = None
         raise TransientExportError(
             f"{deanery}: other runs kept exporting this deanery while this run planned its files"
@@ -171,6 +186,11 @@ class Exporter:
         return outcomes
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _withheld(self, selection: Selection | None) -> dict[Hashable, dt.date]:
+        if selection is None or not self.stream.anchor_is_start_date:
+            return {}
+        return withheld_past_start(selection.records, self.settings.withhold_started_by)
 
     def _mark_invalid(self, selection: Selection) -> dict[Hashable, dt.date]:
         """Set ``INVALID_DATA`` on eligible records missing mandatory fields, re-checked as they are now.
