@@ -97,24 +97,19 @@ def build_export_assets(
                 exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
         frame = selections_to_frame(selections)
-        valid = frame[frame["invalid_fields"] == ""]
-        metadata: dict[str, Any] = {
-            "dagster/row_count": len(frame),
-            "eligible_records": len(frame),
-            "valid_records": len(valid),
-            "invalid_records": len(frame) - len(valid),
-            "eligibility_window": exporter.settings.eligibility.describe(),
-            "preview": MetadataValue.md(_preview(frame, stream)),
-        }
-        if stream.limits_records_per_post:
-            per_post = Counter(zip(valid["run_date"], valid["deanery_post_number"]))
-            metadata["largest_per_post_count"] = max(per_post.values(), default=0)
-        context.add_output_metadata(metadata)
+        by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
+        if not frame.empty:
+            for key, rows in frame.groupby(partition_keys_of(frame)):
+                by_partition[str(key)] = rows.reset_index(drop=True)
+        window = exporter.settings.eligibility.describe()
+        # One materialization per partition, each with its own rows only.
+        for key, rows in by_partition.items():
+            context.add_asset_metadata(_selection_metadata(rows, stream, window), partition_key=key)
+        context.log.info(
+            f"Selected {len(frame)} eligible {stream.record_noun}(s) over {len(by_partition)} partition(s)"
+        )
         if len(context.partition_keys) == 1:
             return frame
-        by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
-        for key, rows in frame.groupby(partition_keys_of(frame)):
-            by_partition[str(key)] = rows.reset_index(drop=True)
         return by_partition
 
     @graph_asset(
@@ -132,6 +127,22 @@ def build_export_assets(
         return ops.write_files(opened, numbered)
 
     return record_selection, export_file
+
+
+def _selection_metadata(rows: pd.DataFrame, stream: ExportStream, window: str) -> dict[str, Any]:
+    valid = rows[rows["invalid_fields"] == ""]
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(rows),
+        "eligible_records": len(rows),
+        "valid_records": len(valid),
+        "invalid_records": len(rows) - len(valid),
+        "eligibility_window": window,
+        "preview": MetadataValue.md(_preview(rows, stream)),
+    }
+    if stream.limits_records_per_post:
+        per_post = Counter(valid["deanery_post_number"])
+        metadata["largest_per_post_count"] = max(per_post.values(), default=0)
+    return metadata
 
 
 def _preview(frame: pd.DataFrame, stream: ExportStream, limit: int = 20) -> str:

@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 from collections import Counter
 from dataclasses import dataclass, replace
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from dagster import (
     AssetExecutionContext,
@@ -22,6 +22,9 @@ from dagster import (
     OpDefinition,
     OpExecutionContext,
     RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     op,
 )
 
@@ -41,6 +44,7 @@ from .resources import (
 from .selection_frame import selections_from_frame
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
+from .storage.ledger import FILE_COMPLETE
 from .storage.mongo import is_transient
 
 # Backoff with jitter so that deaneries retrying after the same conflict do not collide again in step.
@@ -233,7 +237,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
 
     @op(name=f"write_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
     def write_export_files(
-        context: OpExecutionContext,
+        context: AssetExecutionContext,
         opened: list[OpenOutcome],
         numbered: list[NumberedBatch],
         mongodb: MongoDBResource,
@@ -253,14 +257,18 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                     )
                 written.extend(outcomes)
             summaries = summarise_partitions(context, exporter, opened, written)
-            context.add_output_metadata(_materialization_metadata(summaries, stream))
+            # One materialization per partition, each with its own facts (a range run's partitions would
+            # otherwise all show the run's totals).
+            for partition_key, summary in summaries.items():
+                context.add_asset_metadata(partition_metadata(summary, stream), partition_key=partition_key)
+            context.log.info(run_totals(summaries, stream))
             return summaries
 
     return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
 
 
 def summarise_partitions(
-    context: OpExecutionContext,
+    context: OpExecutionContext | AssetExecutionContext,
     exporter: Exporter,
     opened: list[OpenOutcome],
     written: list[FileOutcome],
@@ -291,35 +299,85 @@ def summarise_partitions(
                 "largest_post_count": max((f.largest_post_count for f in this_run), default=0),
                 "recovered_files": sorted(recovered & names),
                 "normalised_fields": dict(sum((Counter(f.normalised_fields) for f in this_run), Counter())),
+                # Across every run of the partition, from the file ledger: what its files hold.
+                "exported_all_runs": sum(d.get("lineCount") or 0 for d in files if d["state"] == FILE_COMPLETE),
             }
     return summaries
 
 
-def _materialization_metadata(summaries: dict[str, dict], stream: ExportStream) -> dict:
-    """What the UI shows on the materialization; a range run's partitions share one, so it sums them."""
-    files = [file for summary in summaries.values() for file in summary["files_for_partition"]]
-    metadata = {
-        "exported_records": sum(s["exported_by_this_run"] for s in summaries.values()),
-        "invalid_records": sum(s["invalid_marked_this_run"] for s in summaries.values()),
+FILES_TABLE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("file", "string", description="File name in ESR_EXPORT_DIR"),
+        TableColumn("sequence", "int", description="Sequence number from the deanery's counter"),
+        TableColumn("lines", "int", description="Records in the file"),
+        TableColumn("state", "string", description="COMPLETE once written and its records marked EXPORTED"),
+        TableColumn("this_run", "bool", description="Written (or finished) by this run"),
+    ]
+)
+
+
+def partition_metadata(summary: Mapping[str, Any], stream: ExportStream) -> dict[str, Any]:
+    """One partition's own facts: what this run did for its date and deanery, its files, its totals so far."""
+    files = summary["files_for_partition"]
+    this_run = set(summary["files_written_by_this_run"]) | set(summary["recovered_files"])
+    exported = summary["exported_by_this_run"]
+    metadata: dict[str, Any] = {
+        "exported_records": exported,
+        "invalid_records": summary["invalid_marked_this_run"],
+        "total_exported_records": summary["exported_all_runs"],
         "file_count": len(files),
-        "files": MetadataValue.json(files),
+        "files": MetadataValue.table(
+            records=[
+                TableRecord(
+                    {
+                        "file": f["name"],
+                        "sequence": f["sequence"],
+                        "lines": f["lines"] if f["lines"] is not None else 0,
+                        "state": f["state"],
+                        "this_run": f["name"] in this_run,
+                    }
+                )
+                for f in files
+            ],
+            schema=FILES_TABLE_SCHEMA,
+        ),
         "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
-        "eligibility_window": next(iter(summaries.values()))["window"],
+        "eligibility_window": summary["window"],
+        "outcome": MetadataValue.text(_outcome(summary, stream)),
     }
     if stream.anchor_is_start_date:
-        metadata["withheld_past_start"] = sum(s["withheld_past_start"] for s in summaries.values())
+        metadata["withheld_past_start"] = summary["withheld_past_start"]
     if stream.limits_records_per_post:
-        metadata["largest_per_post_count"] = max((s["largest_post_count"] for s in summaries.values()), default=0)
-    if len(summaries) > 1:
-        metadata["partitions"] = len(summaries)
-    if not files:
-        metadata["outcome"] = MetadataValue.text(
-            "No eligible records: no file written and no sequence number taken."
-        )
-    normalised = sum((Counter(s["normalised_fields"]) for s in summaries.values()), Counter())
-    if normalised:
-        metadata["normalised_fields"] = MetadataValue.json(dict(normalised))
+        metadata["largest_per_post_count"] = summary["largest_post_count"]
+    if summary["normalised_fields"]:
+        metadata["normalised_fields"] = MetadataValue.json(summary["normalised_fields"])
     return metadata
+
+
+def _outcome(summary: Mapping[str, Any], stream: ExportStream) -> str:
+    files = summary["files_for_partition"]
+    written = summary["files_written_by_this_run"]
+    if written:
+        return f"This run exported {summary['exported_by_this_run']} {stream.record_noun}(s) in {', '.join(written)}."
+    if files:
+        return (
+            f"Nothing new: this run exported nothing; the partition's {len(files)} file(s) already hold "
+            f"{summary['exported_all_runs']} {stream.record_noun}(s)."
+        )
+    return "No eligible records: no file written and no sequence number taken."
+
+
+def run_totals(summaries: Mapping[str, Mapping[str, Any]], stream: ExportStream) -> str:
+    """The whole run in one line, for the run's log (each partition's materialization has its own share)."""
+    values = list(summaries.values())
+    line = (
+        f"Run totals over {len(values)} partition(s): {sum(s['exported_by_this_run'] for s in values)} "
+        f"{stream.record_noun}(s) exported in {sum(len(s['files_written_by_this_run']) for s in values)} file(s), "
+        f"{sum(s['invalid_marked_this_run'] for s in values)} set to INVALID_DATA"
+    )
+    if stream.anchor_is_start_date:
+        line += f", {sum(s['withheld_past_start'] for s in values)} withheld past their start date"
+    return line
 
 
 def _code(error: BaseException) -> str:

@@ -6,6 +6,7 @@ import datetime as dt
 from collections import defaultdict
 
 from dagster import (
+    AssetExecutionContext,
     DailyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
@@ -34,7 +35,7 @@ def export_partition_key(run_date: dt.date, deanery: str) -> MultiPartitionKey:
     return MultiPartitionKey({DATE_DIMENSION: run_date.isoformat(), DEANERY_DIMENSION: require_deanery(deanery)})
 
 
-def run_dates_by_deanery(context: OpExecutionContext) -> dict[str, list[dt.date]]:
+def run_dates_by_deanery(context: OpExecutionContext | AssetExecutionContext) -> dict[str, list[dt.date]]:
     """The run's partitions as deanery -> run dates (ascending); a range run may hold many of each."""
     by_deanery: dict[str, list[dt.date]] = defaultdict(list)
     for key in context.partition_keys:
