@@ -38,7 +38,7 @@ LOCAL_DIR = PROJECT_ROOT / ".local"
 # The local demo's grid starts a week back, so a fresh demo is not a grid of years of "Missing" partitions.
 DEMO_HISTORY_DAYS = 7
 # The check the demo data fails on purpose: one record per deanery whose trainee has already started.
-DEMO_FAILED_CHECK = "no_records_past_their_start_date"
+DEMO_FAILED_CHECK = "no_record_past_start"
 
 
 def main(argv: list[str] | None = None) -> int:
