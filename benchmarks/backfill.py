@@ -58,7 +58,7 @@ def seed(client: MongoClient, name: str, days: list[dt.date], per_day: int) -> i
 
 
 def run(uri: str, name: str, out: Path, first: str, last: str) -> tuple[float, int]:
-    job = export_job(uri, name, str(out))
+    job = export_job(uri, name, str(out), FIRST)
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
         result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last))

@@ -16,7 +16,12 @@ from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PART
 from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.local.mongo_server import LocalMongoServer
-from esr_export_dagster.resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource
+from esr_export_dagster.resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    FixedClockResource,
+    MongoDBResource,
+)
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 
@@ -49,14 +54,16 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def export_job(uri: str, database: str, export_dir: str) -> JobDefinition:
-    """The project's job, with the code location's own resources pointed at the benchmark's database."""
+def export_job(uri: str, database: str, export_dir: str, first_run_date: dt.date) -> JobDefinition:
+    """The project's job, with the code location's own resources pointed at the benchmark's database, and
+    the clock of the replayed first day, when none of the records has started yet."""
     return build_definitions(
         {
             "mongodb": MongoDBResource(uri=uri, database=database),
             "export_directory": ExportDirectoryResource(path=export_dir),
             "export_policy": ExportPolicyResource(),
             "io_manager": ExportIOManager(),
+            "wall_clock": FixedClockResource.scheduled_on(first_run_date),
         }
     ).resolve_job_def("daily_app_export_job")
 

@@ -78,7 +78,7 @@ def floor(client: MongoClient, name: str, out: Path) -> float:
 
 
 def job_runs(uri: str, name: str, out: Path, single_run: bool) -> float:
-    job = export_job(uri, name, str(out))
+    job = export_job(uri, name, str(out), RUN_DATE)
     with DagsterInstance.ephemeral() as instance:
         started = time.perf_counter()
         if single_run:

@@ -42,7 +42,18 @@ One file `DE_<DEANERY>_APP_<YYYYMMDD>_<SEQ>.DAT` per deanery and day, more when 
 applicants (ESR quarantines such files). Every eligible record lands in exactly one file, sequence
 numbers run on without gap or repeat, and a run killed at any point is finished by the next run of the
 deanery under the same file name with the same records. With nothing eligible, no file is written and
-no number is taken."""
+no number is taken. Records whose trainee has already started are withheld (withheld_past_start) unless
+the run sets export_past_start: true.
+
+What to do when stale_to_export_sensor alerts:
+- overdue: check the catch-up run (tag esr/trigger=stale-record-catch-up) succeeded, or materialize
+  today's partition of the deanery;
+- at risk: materialize the partition the alert links (start date - 2 days) now, if no catch-up run did;
+- past start: the records are withheld; tell the trust to hire by hand, then correct their status in TIS;
+  only if the trust confirms it did not hire by hand, re-materialize with export_past_start: true;
+- unknown deanery: correct the deanery in TIS; that deanery's next run exports them;
+- run failed: open the run for the error, fix its cause, re-materialize the partition (nothing is
+  exported twice and no file number is lost)."""
 
 _NOTIFICATION_SELECTION = """The notifications the deanery's DNC file for this day must carry.
 
@@ -60,7 +71,14 @@ One file `DE_<DEANERY>_DNC_<YYYYMMDD>_<SEQ>.DAT` per deanery and day (a later ru
 notifications that arrived since in a further file), numbered from the deanery's own DNC counter
 (separate from the APP numbers) with the same guarantees: every eligible notification in exactly one
 file, no gap or repeat in the numbers, a killed run finished by the next one under the same name.
-With nothing eligible, no file is written and no number is taken."""
+With nothing eligible, no file is written and no number is taken.
+
+What to do when stale_to_export_sensor alerts:
+- late notification: open the deanery's daily_notification_export_job runs; a catch-up run of today's
+  partition is requested automatically (it takes every notification created before today's cut-off);
+- unknown deanery: correct the notifications' deanery in TIS; that deanery's next run exports them;
+- run failed: open the run for the error, fix its cause, re-materialize the partition (nothing is
+  exported twice and no file number is lost)."""
 
 
 def build_export_assets(
@@ -97,24 +115,19 @@ def build_export_assets(
                 exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
         frame = selections_to_frame(selections)
-        valid = frame[(frame["invalid_fields"] == "") & (frame["conflict"] == "")]
-        metadata: dict[str, Any] = {
-            "dagster/row_count": len(frame),
-            "eligible_records": len(frame),
-            "valid_records": len(valid),
-            "invalid_records": len(frame) - len(valid),
-            "eligibility_window": exporter.settings.eligibility.describe(),
-            "preview": MetadataValue.md(_preview(frame, stream)),
-        }
-        if stream.limits_records_per_post:
-            per_post = Counter(zip(valid["run_date"], valid["deanery_post_number"]))
-            metadata["largest_per_post_count"] = max(per_post.values(), default=0)
-        context.add_output_metadata(metadata)
+        by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
+        if not frame.empty:
+            for key, rows in frame.groupby(partition_keys_of(frame)):
+                by_partition[str(key)] = rows.reset_index(drop=True)
+        window = exporter.settings.eligibility.describe()
+        # One materialization per partition, each with its own rows only.
+        for key, rows in by_partition.items():
+            context.add_asset_metadata(_selection_metadata(rows, stream, window), partition_key=key)
+        context.log.info(
+            f"Selected {len(frame)} eligible {stream.record_noun}(s) over {len(by_partition)} partition(s)"
+        )
         if len(context.partition_keys) == 1:
             return frame
-        by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
-        for key, rows in frame.groupby(partition_keys_of(frame)):
-            by_partition[str(key)] = rows.reset_index(drop=True)
         return by_partition
 
     @graph_asset(
@@ -132,6 +145,22 @@ def build_export_assets(
         return ops.write_files(opened, numbered)
 
     return record_selection, export_file
+
+
+def _selection_metadata(rows: pd.DataFrame, stream: ExportStream, window: str) -> dict[str, Any]:
+    valid = rows[(rows["invalid_fields"] == "") & (rows["conflict"] == "")]
+    metadata: dict[str, Any] = {
+        "dagster/row_count": len(rows),
+        "eligible_records": len(rows),
+        "valid_records": len(valid),
+        "invalid_records": len(rows) - len(valid),
+        "eligibility_window": window,
+        "preview": MetadataValue.md(_preview(rows, stream)),
+    }
+    if stream.limits_records_per_post:
+        per_post = Counter(valid["deanery_post_number"])
+        metadata["largest_per_post_count"] = max(per_post.values(), default=0)
+    return metadata
 
 
 def _preview(frame: pd.DataFrame, stream: ExportStream, limit: int = 20) -> str:

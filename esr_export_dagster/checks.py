@@ -15,16 +15,52 @@ from dagster import (
 )
 
 from .assets import app_export_file, notification_export_file
+from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.records import EXPORTED, INVALID_DATA
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
+from .resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    WallClockResource,
+    build_exporter,
+)
 from .storage.collections import COUNTER, EXPORT_FILE
 from .storage.ledger import FILE_COMPLETE
 from .storage.stale_query import pending_records
 
 CHECK_STATE = "exportCheckState"
 _SAMPLE = 10
+
+# What to do when each check fails: the same words as the README's alert table and run-failure list.
+PAST_START_WHAT_TO_DO = (
+    "Tell the trust to hire by hand, then set the records' status in TIS; only if the trust confirms it did not "
+    f"hire by hand, re-materialize the partition with run config {RUN_CONFIG_FLAG}: true."
+)
+NUMBERS_WHAT_TO_DO = (
+    "Numbers in progress belong to an interrupted run: the deanery's next run finishes them. A gap or a repeat "
+    "with nothing in progress is not repaired by a re-run: stop the deanery's runs and tell ESR Support which "
+    "file numbers are affected before the next file goes."
+)
+FILES_WHAT_TO_DO = (
+    "Do not send the listed files again by hand. Compare each with the records marked EXPORTED with its name "
+    "(exportedFileName); a file missing from ESR_EXPORT_DIR after it was written must be restored from the "
+    "transfer's copy, since re-running the partition does not rewrite a finished file."
+)
+INVALID_WHAT_TO_DO = (
+    "The deanery has more records in INVALID_DATA than at the previous check: their generationError names the "
+    "missing fields; fix them in TIS and upstream regenerates valid records, which the next run exports."
+)
+LEFT_BEHIND_WHAT_TO_DO = (
+    "Re-materialize today's partition of notification_export_file for the deanery (the stale-record sensor "
+    "requests it automatically when catch-up runs are on); it takes every notification created before the cut-off."
+)
+
+
+def _ids(values) -> str:
+    """Ids as plain text, readable on the check's page without opening any JSON."""
+    return ", ".join(str(v) for v in values) or "none"
 
 
 # A backfill checks many partitions in one run: each check covers them all and fails if any fails.
@@ -33,11 +69,17 @@ _SAMPLE = 10
 @asset_check(
     asset=app_export_file,
     partitions_def=export_partitions,
-    description="No record of the deanery is still TO_EXPORT with its start date already reached.",
+    description=(
+        "No applicant record of the deanery is still TO_EXPORT with its start date already reached (UTC). Runs "
+        "withhold such records from the files (counted as withheld_past_start) so nobody is hired twice. "
+        f"What to do: {PAST_START_WHAT_TO_DO}"
+    ),
 )
-def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+def no_record_past_start(
+    context: AssetCheckExecutionContext, mongodb: MongoDBResource, wall_clock: WallClockResource
+) -> AssetCheckResult:
     database = mongodb.get_database()
-    tomorrow = dt.datetime.now(dt.timezone.utc).date() + dt.timedelta(days=1)
+    tomorrow = wall_clock.today() + dt.timedelta(days=1)
     stuck = sorted(
         (
             record
@@ -51,10 +93,15 @@ def no_records_past_their_start_date(context: AssetCheckExecutionContext, mongod
     return AssetCheckResult(
         passed=not stuck,
         severity=AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(stuck)} applicant record(s) never sent whose trainee has started. What to do: {PAST_START_WHAT_TO_DO}"
+            if stuck
+            else None
+        ),
         metadata={
             "records_past_start": len(stuck),
             "earliest_start": stuck[0].start_date.isoformat() if stuck else "none",
-            "sample_placement_ids": MetadataValue.json([r.placement_id for r in stuck[:_SAMPLE]]),
+            "placement_ids": MetadataValue.text(_ids(r.placement_id for r in stuck[:_SAMPLE])),
         },
     )
 
@@ -65,23 +112,37 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
     @asset_check(
         asset=export_file,
         partitions_def=export_partitions,
-        description=f"The deanery's {stream.file_type} file numbers run without gap or repeat up to the counter.",
+        description=(
+            f"The deanery's {stream.file_type} file numbers run without gap or repeat up to the counter. "
+            f"What to do if not: {NUMBERS_WHAT_TO_DO}"
+        ),
     )
-    def sequence_numbers_are_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+    def file_numbers_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
         database = mongodb.get_database()
         per_deanery = {deanery: _sequence_report(database, stream, deanery) for deanery in run_dates_by_deanery(context)}
+        passed = all([report.pop("passed") for report in per_deanery.values()])
+        gaps = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["gaps"]]
+        repeats = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["duplicates"]]
         return AssetCheckResult(
-            passed=all(report.pop("passed") for report in per_deanery.values()),
+            passed=passed,
             severity=AssetCheckSeverity.ERROR,
-            metadata={"by_deanery": MetadataValue.json(per_deanery)},
+            description=None if passed else f"File numbers out of order. What to do: {NUMBERS_WHAT_TO_DO}",
+            metadata={
+                "gaps": MetadataValue.text(_ids(gaps)),
+                "repeats": MetadataValue.text(_ids(repeats)),
+                "by_deanery": MetadataValue.json(per_deanery),
+            },
         )
 
     @asset_check(
         asset=export_file,
         partitions_def=export_partitions,
-        description="Each file of the partition holds exactly the records marked EXPORTED with its name.",
+        description=(
+            "Each file of the partition holds exactly the records marked EXPORTED with its name. "
+            f"What to do if not: {FILES_WHAT_TO_DO}"
+        ),
     )
-    def file_lines_match_exported_records(
+    def files_match_records(
         context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_directory: ExportDirectoryResource
     ) -> AssetCheckResult:
         database = mongodb.get_database()
@@ -109,13 +170,17 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         return AssetCheckResult(
             passed=not mismatched,
             severity=AssetCheckSeverity.ERROR,
-            metadata={"files_checked": checked, "mismatched_files": MetadataValue.json(mismatched)},
+            description=f"{len(mismatched)} file(s) disagree with the records. What to do: {FILES_WHAT_TO_DO}" if mismatched else None,
+            metadata={"files_checked": checked, "mismatched_files": MetadataValue.text(_ids(mismatched))},
         )
 
     @asset_check(
         asset=export_file,
         partitions_def=export_partitions,
-        description=f"The deanery's INVALID_DATA {stream.record_noun}s did not grow since the previous export.",
+        description=(
+            f"The deanery's INVALID_DATA {stream.record_noun}s did not grow since the previous export. "
+            f"What to do if they did: {INVALID_WHAT_TO_DO}"
+        ),
     )
     def invalid_records_not_growing(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
         database = mongodb.get_database()
@@ -135,14 +200,15 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         return AssetCheckResult(
             passed=not grew,
             severity=AssetCheckSeverity.WARN,
+            description=f"More INVALID_DATA in {', '.join(grew)}. What to do: {INVALID_WHAT_TO_DO}" if grew else None,
             metadata={
                 "invalid_records": sum(c["invalid_records"] for c in counts.values()),
-                "grew_in": MetadataValue.json(grew),
+                "grew_in": MetadataValue.text(_ids(grew)),
                 "by_deanery": MetadataValue.json(counts),
             },
         )
 
-    return [sequence_numbers_are_contiguous, file_lines_match_exported_records, invalid_records_not_growing]
+    return [file_numbers_contiguous, files_match_records, invalid_records_not_growing]
 
 
 def _sequence_report(database, stream: ExportStream, deanery: str) -> dict:
@@ -190,7 +256,10 @@ def _marked_references(database, stream: ExportStream, names: list[str]) -> dict
 @asset_check(
     asset=notification_export_file,
     partitions_def=export_partitions,
-    description="No notification the deanery's DNC file for this day should carry is still TO_EXPORT.",
+    description=(
+        "No notification the deanery's DNC file for this day should carry is still TO_EXPORT. "
+        f"What to do if one is: {LEFT_BEHIND_WHAT_TO_DO}"
+    ),
 )
 def no_notifications_left_behind(
     context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_policy: ExportPolicyResource
@@ -204,14 +273,15 @@ def no_notifications_left_behind(
     return AssetCheckResult(
         passed=not left,
         severity=AssetCheckSeverity.ERROR,
+        description=f"{len(left)} notification(s) left behind. What to do: {LEFT_BEHIND_WHAT_TO_DO}" if left else None,
         metadata={
             "notifications_left": len(left),
-            "sample_notification_ids": MetadataValue.json([r.reference for r in left[:_SAMPLE]]),
+            "notification_ids": MetadataValue.text(_ids(r.reference for r in left[:_SAMPLE])),
         },
     )
 
 
-APP_EXPORT_CHECKS = [no_records_past_their_start_date, *build_export_checks(APP_STREAM, app_export_file)]
+APP_EXPORT_CHECKS = [no_record_past_start, *build_export_checks(APP_STREAM, app_export_file)]
 NOTIFICATION_EXPORT_CHECKS = [
     no_notifications_left_behind,
     *build_export_checks(NOTIFICATION_STREAM, notification_export_file),

@@ -14,7 +14,13 @@ from .assets import EXPORT_ASSETS
 from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
 from .io_managers import ExportIOManager
 from .jobs import EXPORT_JOBS
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
+from .resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    StaleRecordPolicyResource,
+    WallClockResource,
+)
 from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE, daily_app_export_schedule, daily_notification_export_schedule
 from .sensors import export_run_failure_alert, stale_to_export_sensor
 
@@ -35,6 +41,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
             notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
         ),
         "io_manager": ExportIOManager(),
+        "wall_clock": WallClockResource(),
         "stale_policy": StaleRecordPolicyResource(
             ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
         ),

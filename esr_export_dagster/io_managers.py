@@ -29,7 +29,8 @@ class PartitionPickleIOManager(PickledObjectFilesystemIOManager):
         for partition_key, path in paths.items():
             self.make_directory(path.parent)
             self.dump_to_path(context=context, obj=obj[partition_key], path=path)
-        context.add_output_metadata({"stored_partitions": len(paths)})
+        # Logged, not metadata: metadata here would be copied onto every partition's materialization.
+        context.log.debug(f"{context.asset_key.to_user_string()}: stored {len(paths)} partition values")
 
 
 def _keyed_by_partition(context: OutputContext, obj: Any) -> bool:

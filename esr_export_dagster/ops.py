@@ -7,30 +7,45 @@ names ids and fields, never personal data.
 """
 
 import contextlib
+import datetime as dt
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Iterator
+from dataclasses import dataclass, replace
+from typing import Any, Iterator, Mapping
 
 from dagster import (
     AssetExecutionContext,
     Backoff,
+    Config,
     Failure,
     Jitter,
     MetadataValue,
     OpDefinition,
     OpExecutionContext,
     RetryPolicy,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     op,
 )
 
+from pydantic import Field
+
 from .domain.deaneries import UnknownDeaneryError
+from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.streams import ExportStream
 from .partitions import run_dates_by_deanery
-from .resources import ExportDirectoryResource, ExportPolicyResource, MongoDBResource, build_exporter
+from .resources import (
+    ExportDirectoryResource,
+    ExportPolicyResource,
+    MongoDBResource,
+    WallClockResource,
+    build_exporter,
+)
 from .selection_frame import selections_from_frame
 from .storage.errors import ExportStateError
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
+from .storage.ledger import FILE_COMPLETE
 from .storage.mongo import is_transient
 
 # Backoff with jitter so that deaneries retrying after the same conflict do not collide again in step.
@@ -84,49 +99,110 @@ class ExportOps:
     write_files: OpDefinition
 
 
+class ExportRunConfig(Config):
+    """Run configuration of the APP export (Launchpad, or "Open launchpad" in the Materialize dialog)."""
+
+    export_past_start: bool = Field(
+        default=False,
+        description=(
+            "Also export applicant records whose trainee has already started (start date on or before today, "
+            "UTC). Off by default: the stale-record alert has told the trust to hire by hand, and a file sent "
+            "now would hire the trainee twice. Set it only after the trust confirmed it did not."
+        ),
+    )
+
+
+def _open_batches(
+    context: OpExecutionContext,
+    stream: ExportStream,
+    record_selection: Any,
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    export_policy: ExportPolicyResource,
+    withhold_started_by: dt.date | None,
+) -> list[OpenOutcome]:
+    with retrying_transient_errors(context, "Opening the export batch"):
+        exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+        exporter.settings = replace(exporter.settings, withhold_started_by=withhold_started_by)
+        for note in exporter.prepare():
+            context.log.warning(note)
+        selections = selections_from_frame(record_selection)
+        outcomes = []
+        for deanery, run_dates in run_dates_by_deanery(context).items():
+            outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
+            for finished in outcome.finished_files:
+                context.log.warning(
+                    f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
+                    "interrupted or concurrent run, before planning this run's files"
+                )
+            for note in outcome.notes:
+                context.log.warning(f"{deanery}: {note}")
+            if outcome.duplicate_references:
+                context.log.warning(
+                    f"{deanery}: {stream.reference_field}(s) {', '.join(map(str, outcome.duplicate_references))} "
+                    f"are each held by more than one {stream.record_noun}: those set to INVALID_DATA, not "
+                    "exported (see their generationError)"
+                )
+            if outcome.invalid_count:
+                context.log.warning(
+                    f"{deanery}: {outcome.invalid_count} eligible {stream.record_noun}s set to INVALID_DATA "
+                    "(missing or invalid mandatory fields; see generationError)"
+                )
+            if outcome.withheld_count:
+                context.log.warning(
+                    f"{deanery}: {outcome.withheld_count} {stream.record_noun}(s) withheld: the trainee has already "
+                    f"started (start date on or before {withhold_started_by}). They stay TO_EXPORT; after the trust "
+                    f"confirms it did not hire by hand, re-run with run config {RUN_CONFIG_FLAG}: true"
+                )
+            context.log.info(
+                f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
+            )
+            outcomes.append(outcome)
+        return outcomes
+
+
 def build_export_ops(stream: ExportStream) -> ExportOps:
     """``open_<stream>_export_batches`` -> ``allocate_<stream>_file_sequence`` -> ``write_<stream>_export_files``."""
 
-    @op(name=f"open_{stream.name}_export_batches", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
-    def open_export_batches(
-        context: OpExecutionContext,
-        record_selection: Any,
-        mongodb: MongoDBResource,
-        export_directory: ExportDirectoryResource,
-        export_policy: ExportPolicyResource,
-    ) -> list[OpenOutcome]:
-        """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
-        with retrying_transient_errors(context, "Opening the export batch"):
-            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
-            for note in exporter.prepare():
-                context.log.warning(note)
-            selections = selections_from_frame(record_selection)
-            outcomes = []
-            for deanery, run_dates in run_dates_by_deanery(context).items():
-                outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
-                for finished in outcome.finished_files:
-                    context.log.warning(
-                        f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
-                        "interrupted or concurrent run, before planning this run's files"
-                    )
-                for note in outcome.notes:
-                    context.log.warning(f"{deanery}: {note}")
-                if outcome.duplicate_references:
-                    context.log.warning(
-                        f"{deanery}: {stream.reference_field}(s) {', '.join(map(str, outcome.duplicate_references))} "
-                        f"are each held by more than one {stream.record_noun}: those set to INVALID_DATA, not "
-                        "exported (see their generationError)"
-                    )
-                if outcome.invalid_count:
-                    context.log.warning(
-                        f"{deanery}: {outcome.invalid_count} eligible {stream.record_noun}s set to INVALID_DATA "
-                        "(missing or invalid mandatory fields; see generationError)"
-                    )
-                context.log.info(
-                    f"{deanery}: {'batch ' + outcome.batch_id + ' opened' if outcome.batch_id else 'nothing to export'}"
+    open_tags = {"kind": "mongodb"}
+    open_name = f"open_{stream.name}_export_batches"
+    if stream.anchor_is_start_date:
+
+        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        def open_export_batches(
+            context: OpExecutionContext,
+            config: ExportRunConfig,
+            record_selection: Any,
+            mongodb: MongoDBResource,
+            export_directory: ExportDirectoryResource,
+            export_policy: ExportPolicyResource,
+            wall_clock: WallClockResource,
+        ) -> list[OpenOutcome]:
+            """Freeze each deanery's files for this run, after finishing any batch an earlier run left open.
+
+            Records whose trainee has already started (start date on or before today, UTC) are withheld
+            and stay TO_EXPORT, unless the run is launched with ``export_past_start: true``.
+            """
+            withhold_started_by = None if config.export_past_start else wall_clock.today()
+            if config.export_past_start:
+                context.log.warning(
+                    "export_past_start is true: records whose trainee has already started go out in this run's "
+                    "files (the trust confirmed it did not hire by hand)"
                 )
-                outcomes.append(outcome)
-            return outcomes
+            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, withhold_started_by)
+
+    else:
+
+        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        def open_export_batches(
+            context: OpExecutionContext,
+            record_selection: Any,
+            mongodb: MongoDBResource,
+            export_directory: ExportDirectoryResource,
+            export_policy: ExportPolicyResource,
+        ) -> list[OpenOutcome]:
+            """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
+            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, None)
 
     @op(
         name=f"allocate_{stream.name}_file_sequence",
@@ -171,7 +247,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
 
     @op(name=f"write_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY, tags={"kind": "mongodb"})
     def write_export_files(
-        context: OpExecutionContext,
+        context: AssetExecutionContext,
         opened: list[OpenOutcome],
         numbered: list[NumberedBatch],
         mongodb: MongoDBResource,
@@ -191,20 +267,25 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                     )
                 written.extend(outcomes)
             summaries = summarise_partitions(context, exporter, opened, written)
-            context.add_output_metadata(_materialization_metadata(summaries, stream))
+            # One materialization per partition, each with its own facts (a range run's partitions would
+            # otherwise all show the run's totals).
+            for partition_key, summary in summaries.items():
+                context.add_asset_metadata(partition_metadata(summary, stream), partition_key=partition_key)
+            context.log.info(run_totals(summaries, stream))
             return summaries
 
     return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
 
 
 def summarise_partitions(
-    context: OpExecutionContext,
+    context: OpExecutionContext | AssetExecutionContext,
     exporter: Exporter,
     opened: list[OpenOutcome],
     written: list[FileOutcome],
 ) -> dict[str, dict]:
     """Per partition: counts, file names and sequence numbers; ids and counts only, no personal data."""
     invalid = {outcome.deanery: outcome.invalid_by_run_date for outcome in opened}
+    withheld = {outcome.deanery: outcome.withheld_by_run_date for outcome in opened}
     recovered = {file.name for outcome in opened for file in outcome.finished_files}
     window = exporter.settings.eligibility.describe()
     summaries: dict[str, dict] = {}
@@ -224,36 +305,89 @@ def summarise_partitions(
                     for d in files
                 ],
                 "invalid_marked_this_run": invalid.get(deanery, {}).get(run_date, 0),
+                "withheld_past_start": withheld.get(deanery, {}).get(run_date, 0),
                 "largest_post_count": max((f.largest_post_count for f in this_run), default=0),
                 "recovered_files": sorted(recovered & names),
                 "normalised_fields": dict(sum((Counter(f.normalised_fields) for f in this_run), Counter())),
+                # Across every run of the partition, from the file ledger: what its files hold.
+                "exported_all_runs": sum(d.get("lineCount") or 0 for d in files if d["state"] == FILE_COMPLETE),
             }
     return summaries
 
 
-def _materialization_metadata(summaries: dict[str, dict], stream: ExportStream) -> dict:
-    """What the UI shows on the materialization; a range run's partitions share one, so it sums them."""
-    files = [file for summary in summaries.values() for file in summary["files_for_partition"]]
-    metadata = {
-        "exported_records": sum(s["exported_by_this_run"] for s in summaries.values()),
-        "invalid_records": sum(s["invalid_marked_this_run"] for s in summaries.values()),
+FILES_TABLE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("file", "string", description="File name in ESR_EXPORT_DIR"),
+        TableColumn("sequence", "int", description="Sequence number from the deanery's counter"),
+        TableColumn("lines", "int", description="Records in the file"),
+        TableColumn("state", "string", description="COMPLETE once written and its records marked EXPORTED"),
+        TableColumn("this_run", "bool", description="Written (or finished) by this run"),
+    ]
+)
+
+
+def partition_metadata(summary: Mapping[str, Any], stream: ExportStream) -> dict[str, Any]:
+    """One partition's own facts: what this run did for its date and deanery, its files, its totals so far."""
+    files = summary["files_for_partition"]
+    this_run = set(summary["files_written_by_this_run"]) | set(summary["recovered_files"])
+    exported = summary["exported_by_this_run"]
+    metadata: dict[str, Any] = {
+        "exported_records": exported,
+        "invalid_records": summary["invalid_marked_this_run"],
+        "total_exported_records": summary["exported_all_runs"],
         "file_count": len(files),
-        "files": MetadataValue.json(files),
+        "files": MetadataValue.table(
+            records=[
+                TableRecord(
+                    {
+                        "file": f["name"],
+                        "sequence": f["sequence"],
+                        "lines": f["lines"] if f["lines"] is not None else 0,
+                        "state": f["state"],
+                        "this_run": f["name"] in this_run,
+                    }
+                )
+                for f in files
+            ],
+            schema=FILES_TABLE_SCHEMA,
+        ),
         "sequence_numbers": ", ".join(str(f["sequence"]) for f in files) or "none",
-        "eligibility_window": next(iter(summaries.values()))["window"],
+        "eligibility_window": summary["window"],
+        "outcome": MetadataValue.text(_outcome(summary, stream)),
     }
+    if stream.anchor_is_start_date:
+        metadata["withheld_past_start"] = summary["withheld_past_start"]
     if stream.limits_records_per_post:
-        metadata["largest_per_post_count"] = max((s["largest_post_count"] for s in summaries.values()), default=0)
-    if len(summaries) > 1:
-        metadata["partitions"] = len(summaries)
-    if not files:
-        metadata["outcome"] = MetadataValue.text(
-            "No eligible records: no file written and no sequence number taken."
-        )
-    normalised = sum((Counter(s["normalised_fields"]) for s in summaries.values()), Counter())
-    if normalised:
-        metadata["normalised_fields"] = MetadataValue.json(dict(normalised))
+        metadata["largest_per_post_count"] = summary["largest_post_count"]
+    if summary["normalised_fields"]:
+        metadata["normalised_fields"] = MetadataValue.json(summary["normalised_fields"])
     return metadata
+
+
+def _outcome(summary: Mapping[str, Any], stream: ExportStream) -> str:
+    files = summary["files_for_partition"]
+    written = summary["files_written_by_this_run"]
+    if written:
+        return f"This run exported {summary['exported_by_this_run']} {stream.record_noun}(s) in {', '.join(written)}."
+    if files:
+        return (
+            f"Nothing new: this run exported nothing; the partition's {len(files)} file(s) already hold "
+            f"{summary['exported_all_runs']} {stream.record_noun}(s)."
+        )
+    return "No eligible records: no file written and no sequence number taken."
+
+
+def run_totals(summaries: Mapping[str, Mapping[str, Any]], stream: ExportStream) -> str:
+    """The whole run in one line, for the run's log (each partition's materialization has its own share)."""
+    values = list(summaries.values())
+    line = (
+        f"Run totals over {len(values)} partition(s): {sum(s['exported_by_this_run'] for s in values)} "
+        f"{stream.record_noun}(s) exported in {sum(len(s['files_written_by_this_run']) for s in values)} file(s), "
+        f"{sum(s['invalid_marked_this_run'] for s in values)} set to INVALID_DATA"
+    )
+    if stream.anchor_is_start_date:
+        line += f", {sum(s['withheld_past_start'] for s in values)} withheld past their start date"
+    return line
 
 
 def _code(error: BaseException) -> str:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 from collections import defaultdict
+from typing import Mapping
 
 from dagster import (
+    AssetExecutionContext,
     DailyPartitionsDefinition,
     MultiPartitionKey,
     MultiPartitionsDefinition,
@@ -18,7 +21,25 @@ from .domain.deaneries import DEANERIES, require_deanery
 DATE_DIMENSION = "date"
 DEANERY_DIMENSION = "deanery"
 # The first day the new exporter had to cover: the 2021 incident's missed runs must be backfillable.
-FIRST_EXPORT_DATE = "2021-07-01"
+DEFAULT_FIRST_PARTITION_DATE = "2021-07-01"
+FIRST_PARTITION_DATE_VARIABLE = "ESR_FIRST_PARTITION_DATE"
+
+
+def first_partition_date(environ: Mapping[str, str]) -> str:
+    """The grid's first date, from ESR_FIRST_PARTITION_DATE (default 2021-07-01): the only place it is read."""
+    value = environ.get(FIRST_PARTITION_DATE_VARIABLE, "").strip() or DEFAULT_FIRST_PARTITION_DATE
+    try:
+        first = dt.date.fromisoformat(value)
+    except ValueError:
+        raise ValueError(
+            f"{FIRST_PARTITION_DATE_VARIABLE} must be a date written YYYY-MM-DD, such as {DEFAULT_FIRST_PARTITION_DATE}"
+        ) from None
+    if first > dt.datetime.now(dt.timezone.utc).date():
+        raise ValueError(f"{FIRST_PARTITION_DATE_VARIABLE} must not lie in the future: the grid would be empty")
+    return first.isoformat()
+
+
+FIRST_EXPORT_DATE = first_partition_date(os.environ)
 DEANERY_TAG = "esr/deanery"
 
 export_partitions = MultiPartitionsDefinition(
@@ -34,7 +55,7 @@ def export_partition_key(run_date: dt.date, deanery: str) -> MultiPartitionKey:
     return MultiPartitionKey({DATE_DIMENSION: run_date.isoformat(), DEANERY_DIMENSION: require_deanery(deanery)})
 
 
-def run_dates_by_deanery(context: OpExecutionContext) -> dict[str, list[dt.date]]:
+def run_dates_by_deanery(context: OpExecutionContext | AssetExecutionContext) -> dict[str, list[dt.date]]:
     """The run's partitions as deanery -> run dates (ascending); a range run may hold many of each."""
     by_deanery: dict[str, list[dt.date]] = defaultdict(list)
     for key in context.partition_keys:

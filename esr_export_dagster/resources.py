@@ -87,6 +87,34 @@ class ExportPolicyResource(ConfigurableResource):
         )
 
 
+class WallClockResource(ConfigurableResource):
+    """The wall clock, in UTC, by which a run judges that a trainee has already started.
+
+    Eligibility is judged against the partition's date; only the "already started" rule is judged against
+    the real day, because the trust acts on the real day. Tests replaying past days give a fixed clock.
+    """
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.now(dt.timezone.utc)
+
+    def today(self) -> dt.date:
+        return self.now().astimezone(dt.timezone.utc).date()
+
+
+class FixedClockResource(WallClockResource):
+    """A clock stopped at one instant, for replaying past days (tests, benchmarks); never in the code location."""
+
+    at: str = Field(description="ISO 8601 instant with its UTC offset, e.g. 2021-07-31T13:00:00+00:00.")
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.fromisoformat(self.at)
+
+    @classmethod
+    def scheduled_on(cls, run_date: dt.date) -> "FixedClockResource":
+        """The clock as the daily schedule's run of ``run_date`` would read it."""
+        return cls(at=dt.datetime.combine(run_date, DAILY_RUN_TIME_UTC, tzinfo=dt.timezone.utc).isoformat())
+
+
 def build_exporter(
     mongodb: MongoDBResource,
     export_policy: ExportPolicyResource,

@@ -6,7 +6,6 @@ In 2021 records sat TO_EXPORT for days before a user noticed on Teams. ``stale_t
 """
 
 import datetime as dt
-import json
 import os
 from typing import Any
 
@@ -32,6 +31,7 @@ from .domain.stale_records import (
     classify_notifications,
     plan_announcements,
 )
+from .domain.sensor_tick import StaleSensorCursor, UndeliveredAlert, tick_outcome
 from .domain.streams import STREAMS
 from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
@@ -63,7 +63,11 @@ _CATCH_UP_JOBS = {
         "their start date, notifications still TO_EXPORT a day after their creation and after the DNC export "
         "that should have carried them, and records of no known deanery; alerts the support "
         "team once (again daily while unresolved, and when cleared) and requests catch-up runs for the "
-        "partitions that would still export them."
+        "partitions that would still export them. Each tick states its outcome in one line. What to do: "
+        "overdue or late notification: check the catch-up run (tag esr/trigger=stale-record-catch-up) "
+        "succeeded; at risk: materialize the linked partition if no catch-up run did; past start: the runs "
+        "withhold them, tell the trust to hire by hand and correct the status in TIS (export_past_start: true "
+        "only if the trust did not hire by hand); unknown deanery: correct the deanery in TIS."
     ),
 )
 def stale_to_export_sensor(
@@ -83,20 +87,19 @@ def stale_to_export_sensor(
     findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
     late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - policy.notification_late_after
     findings += classify_notifications(pending_notifications(database, created_before=late_before), now, policy)
-    cursor = _load_cursor(context.cursor)
-    announcements, cursor["announced"] = plan_announcements(
-        findings, cursor["announced"], now, stale_policy.ui_url, policy
-    )
+    cursor = StaleSensorCursor.parse(context.cursor)
+    announcements, memory = plan_announcements(findings, cursor.memory(), now, stale_policy.ui_url, policy)
+    cursor.remember(memory)
 
-    channels = alert_channels.channels()
-    queue = cursor["undelivered"] + [{"text": a.text, "channels": channels} for a in announcements]
-    cursor["undelivered"] = []
+    channels = tuple(alert_channels.channels())
+    queue = cursor.undelivered + [UndeliveredAlert(a.text, channels) for a in announcements]
+    cursor.undelivered = []
     for alert in queue:
-        context.log.warning(alert["text"])
-        failed = alert_channels.deliver(alert["text"], alert["channels"])
+        context.log.warning(alert.text)
+        failed = alert_channels.deliver(alert.text, list(alert.channels))
         if failed:
             context.log.error(f"Alert delivery failed on {', '.join(failed)}; it is tried again next tick")
-            cursor["undelivered"].append({"text": alert["text"], "channels": failed})
+            cursor.undelivered.append(UndeliveredAlert(alert.text, tuple(failed)))
 
     run_requests = []
     if stale_policy.catch_up_runs:
@@ -120,15 +123,12 @@ def stale_to_export_sensor(
             for job, run_date, deanery in partitions
         ]
 
-    serialised = json.dumps(cursor, sort_keys=True)
+    outcome = tick_outcome(findings, announcements, len(cursor.undelivered), len(run_requests))
+    # The tick's page shows a skip reason but no text beside requested runs: the log carries it in both cases.
+    context.log.info(outcome)
     if run_requests:
-        return SensorResult(run_requests=run_requests, cursor=serialised)
-    summary = (
-        f"{len(findings)} stuck group(s), {len(announcements)} announcement(s), no catch-up run to request"
-        if findings
-        else "No applicant record or notification is stuck"
-    )
-    return SensorResult(skip_reason=SkipReason(summary), cursor=serialised)
+        return SensorResult(run_requests=run_requests, cursor=cursor.serialise())
+    return SensorResult(skip_reason=SkipReason(outcome), cursor=cursor.serialise())
 
 
 @run_failure_sensor(
@@ -169,7 +169,3 @@ def _failure_text(data: Any) -> str:
         return failure.description
     return data.error.cls_name if data.error is not None else "unknown error"
 
-
-def _load_cursor(raw: str | None) -> dict[str, Any]:
-    cursor = json.loads(raw) if raw else {}
-    return {"announced": cursor.get("announced", {}), "undelivered": cursor.get("undelivered", [])}

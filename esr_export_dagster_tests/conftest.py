@@ -33,8 +33,10 @@ from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import (
     ExportDirectoryResource,
     ExportPolicyResource,
+    FixedClockResource,
     MongoDBResource,
     StaleRecordPolicyResource,
+    WallClockResource,
 )
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
@@ -113,8 +115,18 @@ class ExportHarness:
     # The stream the stream-neutral helpers (run, add_due, break_record, ...) work on.
     stream: ExportStream = APP_STREAM
     notification_ids: Iterator[int] = field(default_factory=lambda: iter(range(800_000, 10_000_000)))
+    # The wall clock the runs read (UTC). None: each run happens at its first date's scheduled time, as the
+    # schedule would have run it, when none of the records it selects has started yet.
+    now: dt.datetime | None = None
 
-    def resources(self, uri: str | None = None, export_dir: Path | None = None) -> dict[str, Any]:
+    def clock(self, run_date: dt.date | None = None) -> WallClockResource:
+        if self.now is not None:
+            return FixedClockResource(at=self.now.isoformat())
+        return FixedClockResource.scheduled_on(run_date) if run_date is not None else WallClockResource()
+
+    def resources(
+        self, uri: str | None = None, export_dir: Path | None = None, run_date: dt.date | None = None
+    ) -> dict[str, Any]:
         return {
             "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
             "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
@@ -122,35 +134,53 @@ class ExportHarness:
             "io_manager": ExportIOManager(),
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
+            "wall_clock": self.clock(run_date),
         }
 
-    def definitions(self, uri: str | None = None, export_dir: Path | None = None) -> Definitions:
-        return build_definitions(self.resources(uri, export_dir))
+    def definitions(
+        self, uri: str | None = None, export_dir: Path | None = None, run_date: dt.date | None = None
+    ) -> Definitions:
+        return build_definitions(self.resources(uri, export_dir, run_date))
 
     def run(
-        self, run_date: dt.date, deanery: str, *, uri: str | None = None, export_dir: Path | None = None
+        self,
+        run_date: dt.date,
+        deanery: str,
+        *,
+        uri: str | None = None,
+        export_dir: Path | None = None,
+        export_past_start: bool = False,
     ) -> ExecuteInProcessResult:
-        job = self.definitions(uri, export_dir).resolve_job_def(self.job_name)
+        job = self.definitions(uri, export_dir, run_date).resolve_job_def(self.job_name)
         return job.execute_in_process(
             partition_key=export_partition_key(run_date, deanery),
             instance=self.instance,
             tags={DEANERY_TAG: deanery},
-            run_config=QUIET_LOGS,
+            run_config=self.run_config(export_past_start),
             raise_on_error=False,
         )
 
-    def run_range(self, first: dt.date, last: dt.date, first_deanery: str, last_deanery: str) -> ExecuteInProcessResult:
+    def run_range(
+        self, first: dt.date, last: dt.date, first_deanery: str, last_deanery: str, *, export_past_start: bool = False
+    ) -> ExecuteInProcessResult:
         """One run over the rectangle of dates × deaneries, as a single-run backfill launches it."""
-        job = self.definitions().resolve_job_def(self.job_name)
+        job = self.definitions(run_date=first).resolve_job_def(self.job_name)
         return job.execute_in_process(
             instance=self.instance,
             tags={
                 ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(first, first_deanery)),
                 ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(last, last_deanery)),
             },
-            run_config=QUIET_LOGS,
+            run_config=self.run_config(export_past_start),
             raise_on_error=False,
         )
+
+    def run_config(self, export_past_start: bool = False) -> dict[str, Any]:
+        if not export_past_start:
+            return QUIET_LOGS
+        asset = self.file_asset_key.to_user_string()
+        opener = f"open_{self.stream.name}_export_batches"
+        return {**QUIET_LOGS, "ops": {asset: {"ops": {opener: {"config": {"export_past_start": True}}}}}}
 
     def run_ok(self, run_date: dt.date, deanery: str, **kwargs: Any) -> dict[str, Any]:
         result = self.run(run_date, deanery, **kwargs)

@@ -1,7 +1,8 @@
 """Runs one partition of the export job in its own process (as a run worker does), for fault tests.
 
 Usage: python -m esr_export_dagster_tests.partition_runner YYYY-MM-DD DEANERY [app|notification]
-Configuration comes from ESR_MONGODB_URI, ESR_MONGODB_DATABASE and ESR_EXPORT_DIR, like production.
+Configuration comes from ESR_MONGODB_URI, ESR_MONGODB_DATABASE and ESR_EXPORT_DIR, like production; the
+wall clock reads the run date's scheduled time, as the schedule's run of that day would have.
 Prints the partition's summary as JSON on its last line.
 """
 
@@ -13,11 +14,14 @@ import sys
 
 from dagster import DagsterInstance
 
-from esr_export_dagster.definitions import defs
+from esr_export_dagster.definitions import build_definitions, default_resources
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
+from esr_export_dagster.resources import FixedClockResource
 
 
 def main(run_date: str, deanery: str, stream: str = "app") -> int:
+    clock = FixedClockResource.scheduled_on(dt.date.fromisoformat(run_date))
+    defs = build_definitions({**default_resources(), "wall_clock": clock})
     job = defs.resolve_job_def(f"daily_{stream}_export_job")
     with DagsterInstance.ephemeral() as instance:
         result = job.execute_in_process(

@@ -65,6 +65,6 @@ def test_the_materialization_describes_the_export_without_personal_data(harness)
     assert metadata["exported_records"].value == 2
     assert metadata["sequence_numbers"].value == "1"
     assert metadata["eligibility_window"].value == "D + 2 days <= startDate < D + 13 weeks"
-    assert metadata["files"].value[0]["name"] == "DE_KSS_APP_20210731_00000001.DAT"
+    assert metadata["files"].records[0].data["file"] == "DE_KSS_APP_20210731_00000001.DAT"
     (selection,) = result.asset_materializations_for_node("app_record_selection")
     assert selection.metadata["eligible_records"].value == 2

@@ -24,22 +24,25 @@ def test_a_sound_export_passes_every_check(harness):
 
     assert result.success
     assert checks_of(result) == {
-        "no_records_past_their_start_date": True,
-        "sequence_numbers_are_contiguous": True,
-        "file_lines_match_exported_records": True,
+        "no_record_past_start": True,
+        "file_numbers_contiguous": True,
+        "files_match_records": True,
         "invalid_records_not_growing": True,
     }
 
 
 def test_a_record_left_past_its_start_date_fails_the_check(harness):
-    today = dt.datetime.now(dt.timezone.utc).date()
-    harness.add("EOE", today - dt.timedelta(days=1))
+    harness.now = dt.datetime.now(dt.timezone.utc)
+    today = harness.now.date()
+    (record,) = harness.add("EOE", today - dt.timedelta(days=1))
 
     result = harness.run(RUN_DATE, "EOE")
 
-    assert checks_of(result)["no_records_past_their_start_date"] is False
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_records_past_their_start_date"]
+    assert checks_of(result)["no_record_past_start"] is False
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "no_record_past_start"]
     assert evaluation.metadata["records_past_start"].value == 1
+    assert evaluation.metadata["placement_ids"].value == str(record["placementId"])
+    assert "What to do: Tell the trust to hire by hand" in evaluation.description
 
 
 def test_a_gap_in_the_file_numbers_fails_the_check(harness):
@@ -50,9 +53,10 @@ def test_a_gap_in_the_file_numbers_fails_the_check(harness):
 
     result = harness.run(RUN_DATE, "LDN")
 
-    assert checks_of(result)["sequence_numbers_are_contiguous"] is False
-    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "sequence_numbers_are_contiguous"]
+    assert checks_of(result)["file_numbers_contiguous"] is False
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "file_numbers_contiguous"]
     assert evaluation.metadata["by_deanery"].value["LDN"]["gaps"] == [2]
+    assert evaluation.metadata["gaps"].value == "LDN: 2"
 
 
 def test_a_file_that_disagrees_with_the_records_fails_the_check(harness):
@@ -62,7 +66,7 @@ def test_a_file_that_disagrees_with_the_records_fails_the_check(harness):
 
     result = harness.run(RUN_DATE, "MER")
 
-    assert checks_of(result)["file_lines_match_exported_records"] is False
+    assert checks_of(result)["files_match_records"] is False
 
 
 def test_a_growing_number_of_invalid_records_warns(harness):
@@ -77,3 +81,12 @@ def test_a_growing_number_of_invalid_records_warns(harness):
     assert evaluation.passed is False
     assert evaluation.severity.value == "WARN"
     assert evaluation.metadata["invalid_records"].value == 1
+
+
+def test_every_check_name_fits_the_ui_and_every_description_says_what_to_do():
+    from esr_export_dagster.checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
+
+    for checks in (*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS):
+        for spec in checks.check_specs:
+            assert len(spec.name) <= 30, spec.name
+            assert "What to do" in spec.description, spec.name

@@ -8,7 +8,6 @@ naming the document or file and changing nothing it should not, or it goes on an
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 
 import pytest
@@ -16,6 +15,7 @@ from bson import ObjectId
 from dagster import build_sensor_context
 
 from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA, TO_EXPORT
+from esr_export_dagster.domain.sensor_tick import StaleSensorCursor
 from esr_export_dagster.domain.stale_records import UNDATED, UNDATED_NOTIFICATION
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.sensors import stale_to_export_sensor
@@ -373,8 +373,7 @@ def _sensor_findings(harness) -> dict[str, str]:
         repository_def=harness.definitions().get_repository_def(),
     ) as context:
         result = stale_to_export_sensor(context)
-    announced = json.loads(result.cursor)["announced"]
-    return {key: str(value["count"]) for key, value in announced.items()}
+    return {key: str(count) for key, (count, _) in StaleSensorCursor.parse(result.cursor).announced.items()}
 
 
 def test_a_refused_file_leaves_no_temporary_file_and_the_directory_private(harness):

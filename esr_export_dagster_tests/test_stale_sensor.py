@@ -170,9 +170,41 @@ def test_alerts_reach_slack_through_its_web_api(harness, incident):
 def test_with_no_channel_configured_the_alert_is_logged_and_shown_on_the_tick(harness, incident, capfd):
     result = Sensor(harness).tick(at(5, 9, 0, month=8))
 
-    assert result.skip_reason is not None and "3 stuck group(s), 3 announcement(s)" in result.skip_reason.skip_message
+    assert result.skip_reason is not None
+    assert result.skip_reason.skip_message == "3 alert(s) sent: past start EOE, LDN, MER; 0 catch-up run(s) requested"
     logged = capfd.readouterr().err
     assert logged.count("- WARNING - ESR export alert:") == len(DEANERIES)
+
+
+def test_each_tick_states_its_outcome_in_one_line_and_the_cursor_stays_small(harness, incident, capfd):
+    sensor = Sensor(harness)
+
+    first = sensor.tick(at(31, 15, 0))
+    second = sensor.tick(at(31, 15, 15))
+    gone = sensor.tick(at(5, 9, 0, month=8))
+
+    assert requested(first) == [("2021-07-31", d) for d in DEANERIES]
+    logged = capfd.readouterr().err
+    assert "3 alert(s) sent: overdue EOE, LDN, MER; 3 catch-up run(s) requested" in logged
+    assert second.skip_reason is None  # the catch-up runs are requested again until the records go
+    assert "0 alerts sent; 3 problem(s) unchanged since announced; 3 catch-up run(s) requested" in logged
+    assert gone.skip_reason.skip_message == (
+        "6 alert(s) sent: past start EOE, LDN, MER; cleared overdue EOE, LDN, MER; 0 catch-up run(s) requested"
+    )
+    assert "\n" not in gone.skip_reason.skip_message
+    assert len(sensor.cursor) < 200
+
+
+def test_a_cursor_of_the_earlier_layout_is_read_without_announcing_again(harness, incident):
+    sensor = Sensor(harness)
+    sensor.cursor = json.dumps(
+        {"announced": {f"{d}|past_start": {"count": 3, "announced_at": at(5, 8, 0, month=8).isoformat()} for d in DEANERIES},
+         "undelivered": []}
+    )
+
+    result = sensor.tick(at(5, 9, 0, month=8))
+
+    assert result.skip_reason.skip_message == "0 alerts sent; 3 problem(s) unchanged since announced; 0 catch-up run(s) requested"
 
 
 def test_alerts_and_logs_carry_no_personal_data(harness, incident, caplog, capfd):

@@ -28,7 +28,10 @@ from .invariants import assert_export_invariants, files_on_disk
 
 pytestmark = pytest.mark.integration
 
-FIRST = dt.date(2021, 7, 1)
+# The month up to today: runs withhold trainees who have already started (wall clock), so the backfilled
+# records start after today, and the grid begins on the backfill's first day (ESR_FIRST_PARTITION_DATE).
+TODAY = dt.datetime.now(dt.timezone.utc).date()
+FIRST = TODAY - dt.timedelta(days=30)
 DAYS = [FIRST + dt.timedelta(days=n) for n in range(31)]
 DEANERIES = ("EOE", "EMD", "KSS")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -46,6 +49,9 @@ class LiveStack:
             ESR_MONGODB_DATABASE=self.database_name,
             ESR_EXPORT_DIR=str(self.export_dir),
             DAGSTER_HOME=str(tmp / "dagster_home"),
+            ESR_FIRST_PARTITION_DATE=FIRST.isoformat(),
+            # This checkout's package, even when the virtualenv's editable install points at another one.
+            PYTHONPATH=str(PROJECT_ROOT),
         )
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tmp / "dev.log"
@@ -95,7 +101,7 @@ def stack(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         # Seeded before the stack starts, so `make dev` finds the database in use and adds no demo data.
         database[APP_RECORDS].insert_many(
             [
-                applicant_record(next(placement), deanery, FIRST + dt.timedelta(days=day))
+                applicant_record(next(placement), deanery, TODAY + dt.timedelta(days=day))
                 for deanery in DEANERIES
                 for day in range(3, 40, 2)
             ]

@@ -1,7 +1,8 @@
 """Records still TO_EXPORT that should already have gone, and what to tell people about them.
 
 Each applicant record has a hard deadline: once its start date is less than the window's lower bound
-(2 days) away, no scheduled run will ever export it again and the trust has to hire the doctor by hand.
+(2 days) away, no scheduled run will ever export it again; once the start date has come, no run at all
+sends it without a data engineer's decision (domain/past_start.py), and the trust has to hire by hand.
 A notification has no such deadline but must not linger: one still TO_EXPORT a day after it was
 created, once the DNC export that should have carried it is over, has missed its file.
 This module decides, from ids and dates only, which records are in trouble, which partitions would still
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping
 
 from .deaneries import DEANERIES
+from .past_start import RUN_CONFIG_FLAG
 from .window import DAILY_RUN_TIME_UTC, CreatedBeforeExportTime, EligibilityWindow
 
 PAST_START = "past_start"
@@ -250,7 +252,12 @@ _HEADLINES = {
     NOTIFICATION_UNKNOWN_DEANERY: "{count} notification(s) created over a day ago have a deanery that is not an ESR deanery code, so no export will ever send them",
 }
 _ACTIONS = {
-    PAST_START: "No export can help now: tell the trust(s) to hire by hand, then set the records' status in TIS.",
+    PAST_START: (
+        "No run sends them any more: runs withhold records whose trainee has started, so nobody is hired twice. "
+        "Tell the trust(s) to hire by hand, then set the records' status in TIS. Only if a trust confirms it did "
+        f"not hire by hand and ESR must still get them, re-materialize app_export_file for the partition with run "
+        f"config {RUN_CONFIG_FLAG}: true."
+    ),
     AT_RISK: "Backfill the partition(s) below now (catch-up runs are requested automatically when enabled).",
     OVERDUE: "Check today's run of this deanery in Dagster; re-materialize today's partition if it failed.",
     LATE_NOTIFICATION: (

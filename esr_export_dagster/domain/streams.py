@@ -42,6 +42,9 @@ class ExportStream:
     render_file: Callable[[Iterable[Mapping[str, Any]]], "tuple[bytes, RenderReport]"]
     # ESR quarantines an APP file with too many applicants for one post; notifications have no such limit.
     limits_records_per_post: bool
+    # The anchor is the trainee's start date (applicants): once it has come, the trust may already have
+    # hired the doctor by hand, so no run sends the record without a data engineer's decision.
+    anchor_is_start_date: bool = False
 
     def counter_id(self, deanery: str) -> str:
         return counter_id(self.file_type, deanery)
@@ -58,6 +61,7 @@ APP_STREAM = ExportStream(
     generation_error=generation_error,
     render_file=render_app_file,
     limits_records_per_post=True,
+    anchor_is_start_date=True,
 )
 
 NOTIFICATION_STREAM = ExportStream(

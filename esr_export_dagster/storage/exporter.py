@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from ..domain.esr_csv import parse_export_file_name
 from ..domain.file_plan import ESR_MAX_APPLICANTS_PER_POST, plan_files
+from ..domain.past_start import withheld_past_start
 from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
@@ -55,6 +56,8 @@ class ExportSettings:
     eligibility: Eligibility = field(default_factory=EligibilityWindow)
     # None: no per-post limit (notifications).
     max_records_per_post: int | None = ESR_MAX_APPLICANTS_PER_POST
+    # Records starting on or before this day are kept out of the files (see domain/past_start.py).
+    withhold_started_by: dt.date | None = None
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,8 @@ class OpenOutcome:
     # How many eligible records were set to INVALID_DATA, by the run date they were eligible on.
     invalid_by_run_date: Mapping[dt.date, int]
     finished_files: tuple[FileOutcome, ...]
+    # How many valid records were kept out of the files because their trainee has started, by run date.
+    withheld_by_run_date: Mapping[dt.date, int] = field(default_factory=dict)
     # References held by more than one record: those records were set to INVALID_DATA, not exported.
     duplicate_references: tuple[int, ...] = ()
     # What this run repaired on its way, in words safe to log (ids, counters, numbers).
@@ -95,6 +100,10 @@ class OpenOutcome:
     @property
     def invalid_count(self) -> int:
         return sum(self.invalid_by_run_date.values())
+
+    @property
+    def withheld_count(self) -> int:
+        return sum(self.withheld_by_run_date.values())
 
 
 @dataclass
@@ -151,10 +160,17 @@ class Exporter:
         invalid: dict[Hashable, dt.date] = {}
         duplicates: set[int] = set()
         notes: list[str] = []
+        withheld = self._withheld(selection)
 
         def outcome(batch_id: str | None) -> OpenOutcome:
             return OpenOutcome(
-                deanery, batch_id, _count_by_date(invalid), tuple(finished), tuple(sorted(duplicates)), tuple(notes)
+                deanery,
+                batch_id,
+                _count_by_date(invalid),
+                tuple(finished),
+                _count_by_date(withheld),
+                tuple(sorted(duplicates)),
+                tuple(notes),
             )
 
         for _ in range(_MAX_OPEN_ATTEMPTS):
@@ -177,8 +193,9 @@ class Exporter:
                 for record in selection.records
                 if record.conflict and record.record_id in marked and record.reference is not None
             )
+            withheld = self._withheld(selection)
             plan = plan_files(
-                (record.planned() for record in selection.records if record.is_valid),
+                (record.planned() for record in selection.records if record.is_valid and record.record_id not in withheld),
                 self.settings.max_records_per_post,
             )
             if not plan:
@@ -271,6 +288,11 @@ class Exporter:
         return outcomes
 
     # -- internals ------------------------------------------------------------------------------
+
+    def _withheld(self, selection: Selection | None) -> dict[Hashable, dt.date]:
+        if selection is None or not self.stream.anchor_is_start_date:
+            return {}
+        return withheld_past_start(selection.records, self.settings.withhold_started_by)
 
     def _mark_invalid(self, selection: Selection) -> dict[Hashable, dt.date]:
         """Set ``INVALID_DATA`` on eligible records that cannot go, re-checked as they are now.

@@ -1,0 +1,77 @@
+"""`make run` and the partition grid's first date: a demo that reads as working, and says what it did."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from esr_export_dagster.domain.deaneries import DEANERIES
+from esr_export_dagster.local.cli import DEMO_FAILED_CHECK
+from esr_export_dagster.partitions import DEFAULT_FIRST_PARTITION_DATE, FIRST_PARTITION_DATE_VARIABLE, first_partition_date
+
+from .conftest import PROJECT_ROOT, isolated_env
+
+
+def test_the_first_partition_date_defaults_to_the_incident_backfills_first_day():
+    assert first_partition_date({}) == DEFAULT_FIRST_PARTITION_DATE == "2021-07-01"
+    assert first_partition_date({FIRST_PARTITION_DATE_VARIABLE: "2026-11-01"}) == "2026-11-01"
+
+
+@pytest.mark.parametrize("value", ["01/11/2026", "2026-13-01", "last week", "2999-01-01"])
+def test_a_bad_first_partition_date_is_refused_naming_the_variable(value):
+    with pytest.raises(ValueError, match=FIRST_PARTITION_DATE_VARIABLE):
+        first_partition_date({FIRST_PARTITION_DATE_VARIABLE: value})
+
+
+def test_the_code_location_starts_its_grid_on_the_configured_date():
+    probe = (
+        "from esr_export_dagster.partitions import export_partitions;"
+        "print(export_partitions.partitions_defs[0].partitions_def.get_first_partition_key())"
+    )
+    env = isolated_env(PYTHONPATH=str(PROJECT_ROOT), **{FIRST_PARTITION_DATE_VARIABLE: "2026-11-01"})
+    loaded = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert loaded.stdout.strip() == "2026-11-01"
+
+
+@pytest.mark.integration
+def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, database, tmp_path):
+    env = isolated_env(
+        PYTHONPATH=str(PROJECT_ROOT),
+        ESR_MONGODB_URI=mongo_uri,
+        ESR_MONGODB_DATABASE=database.name,
+        ESR_EXPORT_DIR=str(tmp_path / "export"),
+        DAGSTER_HOME=str(tmp_path / "dagster_home"),
+    )
+
+    def make_run() -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "esr_export_dagster.local.cli", "run"],
+            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+        )
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+        assert "Warning" not in done.stdout + done.stderr, done.stderr[-2000:]
+        return done.stdout
+
+    first, second = make_run(), make_run()
+
+    first_lines = deanery_lines(first)
+    assert len(first_lines) == 2 * len(DEANERIES)
+    app_lines = first_lines[: len(DEANERIES)]
+    assert all(" exported" in line and ", wrote DE_" in line for line in app_lines), app_lines
+    assert "checks failed" not in first
+    (explanation,) = [line for line in first.splitlines() if DEMO_FAILED_CHECK in line]
+    assert "on purpose" in explanation and "demo data" in explanation
+    second_lines = deanery_lines(second)
+    assert len(second_lines) == 2 * len(DEANERIES)
+    assert all("nothing new: already exported" in line for line in second_lines), second_lines
+    assert "wrote" not in second and "->" not in second
+    assert os.listdir(tmp_path / "export")
+
+
+def deanery_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if line.strip()[:4].rstrip(":") in DEANERIES]
