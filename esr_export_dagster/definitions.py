@@ -6,7 +6,6 @@ import os
 from typing import Mapping
 
 from dagster import ConfigurableResource, Definitions, EnvVar
-
 from dagster_msteams import MSTeamsResource
 
 from .alerts import AlertChannelsResource, EsrSlackResource

@@ -27,7 +27,6 @@ from dagster import (
     TableSchema,
     op,
 )
-
 from pydantic import Field
 
 from .domain.deaneries import UnknownDeaneryError

@@ -21,6 +21,7 @@ from dagster import (
 )
 
 from .alerts import AlertChannelsResource
+from .domain.sensor_tick import StaleSensorCursor, UndeliveredAlert, tick_outcome
 from .domain.stale_records import (
     AT_RISK,
     LATE_NOTIFICATION,
@@ -31,7 +32,6 @@ from .domain.stale_records import (
     classify_notifications,
     plan_announcements,
 )
-from .domain.sensor_tick import StaleSensorCursor, UndeliveredAlert, tick_outcome
 from .domain.streams import STREAMS
 from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key

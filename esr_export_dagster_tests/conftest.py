@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import pytest
-from dagster import AssetKey, DagsterInstance, Definitions, ExecuteInProcessResult, instance_for_test
+from dagster import (
+    AssetKey,
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    SensorResult,
+    build_sensor_context,
+    instance_for_test,
+)
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
 from pymongo.collection import Collection
@@ -38,6 +46,7 @@ from esr_export_dagster.resources import (
     StaleRecordPolicyResource,
     WallClockResource,
 )
+from esr_export_dagster.sensors import stale_to_export_sensor
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from .postgres_cluster import PostgresCluster, postgres_bin_dir, throwaway_cluster
@@ -198,6 +207,16 @@ class ExportHarness:
     @property
     def records(self) -> Collection:
         return self.database[self.stream.records_collection]
+
+    def tick_stale_sensor(self, cursor: str | None = None) -> SensorResult:
+        """One evaluation of the real stale-record sensor over this harness's resources, at the current clock."""
+        with build_sensor_context(
+            cursor=cursor,
+            resources=self.resources(),
+            instance=self.instance,
+            repository_def=self.definitions().get_repository_def(),
+        ) as context:
+            return stale_to_export_sensor(context)
 
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
         (summary,) = result.asset_value(self.file_asset_key).values()

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from esr_export_dagster.domain.app_file import APP_COLUMNS, render_app_file, render_app_line
-from esr_export_dagster.domain.esr_csv import ExportFileName, RenderReport, export_file_name, parse_export_file_name
 from esr_export_dagster.domain.deaneries import DEANERIES, UnknownDeaneryError
+from esr_export_dagster.domain.esr_csv import ExportFileName, RenderReport, export_file_name, parse_export_file_name
 
 GOLDEN = Path(__file__).parent / "golden" / "app_file.DAT"
 RUN_DATE = dt.date(2021, 7, 31)

@@ -12,13 +12,11 @@ import os
 
 import pytest
 from bson import ObjectId
-from dagster import build_sensor_context
 
 from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA, TO_EXPORT
 from esr_export_dagster.domain.sensor_tick import StaleSensorCursor
 from esr_export_dagster.domain.stale_records import UNDATED, UNDATED_NOTIFICATION
 from esr_export_dagster.domain.streams import APP_STREAM
-from esr_export_dagster.sensors import stale_to_export_sensor
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 
 from . import kill_points
@@ -367,12 +365,7 @@ def test_undated_records_are_announced_then_set_invalid_by_any_run_of_their_dean
 
 def _sensor_findings(harness) -> dict[str, str]:
     """One tick of the real stale sensor: the count it announced, by finding key."""
-    with build_sensor_context(
-        resources=harness.resources(),
-        instance=harness.instance,
-        repository_def=harness.definitions().get_repository_def(),
-    ) as context:
-        result = stale_to_export_sensor(context)
+    result = harness.tick_stale_sensor()
     return {key: str(count) for key, (count, _) in StaleSensorCursor.parse(result.cursor).announced.items()}
 
 

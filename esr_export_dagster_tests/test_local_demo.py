@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.local.cli import DEMO_FAILED_CHECK
-from esr_export_dagster.partitions import DEFAULT_FIRST_PARTITION_DATE, FIRST_PARTITION_DATE_VARIABLE, first_partition_date
+from esr_export_dagster.partitions import (
+    DEFAULT_FIRST_PARTITION_DATE,
+    FIRST_PARTITION_DATE_VARIABLE,
+    first_partition_date,
+)
 
 from .conftest import PROJECT_ROOT, isolated_env
 

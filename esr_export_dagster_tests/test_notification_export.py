@@ -9,14 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import time_machine
-from dagster import build_sensor_context
 from dagster_msteams import MSTeamsResource
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.domain.notifications import NEW_POST, WITHDRAWAL
 from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA, TO_EXPORT
 from esr_export_dagster.domain.streams import APP_STREAM, NOTIFICATION_STREAM
-from esr_export_dagster.sensors import stale_to_export_sensor
 from esr_export_dagster.storage.collections import COUNTER, NOTIFICATION_RECORDS
 
 from . import kill_points
@@ -135,12 +133,7 @@ def test_a_notification_still_waiting_a_day_after_its_creation_is_announced_and_
     with RecordingServer() as teams:
         notifications.alert_channels = AlertChannelsResource(teams=MSTeamsResource(hook_url=teams.url))
         with time_machine.travel(now, tick=False):
-            with build_sensor_context(
-                resources=notifications.resources(),
-                instance=notifications.instance,
-                repository_def=notifications.definitions().get_repository_def(),
-            ) as context:
-                result = stale_to_export_sensor(context)
+            result = notifications.tick_stale_sensor()
 
         (text,) = teams.received
     assert "2 notification(s) in WES were created over a day ago and have not gone to ESR in a DNC file" in text

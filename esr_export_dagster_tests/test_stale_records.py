@@ -8,7 +8,6 @@ import datetime as dt
 from esr_export_dagster.domain.stale_records import (
     AT_RISK,
     LATE_NOTIFICATION,
-    NOTIFICATION_UNKNOWN_DEANERY,
     OVERDUE,
     PAST_START,
     UNKNOWN_DEANERY,

@@ -7,14 +7,13 @@ import json
 
 import pytest
 import time_machine
-from dagster import SensorResult, build_sensor_context
+from dagster import SensorResult
 from dagster_msteams import MSTeamsResource
 
 from esr_export_dagster.alerts import AlertChannelsResource, EsrSlackResource
 from esr_export_dagster.domain.records import EXPORTED
 from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.resources import StaleRecordPolicyResource
-from esr_export_dagster.sensors import stale_to_export_sensor
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from .alert_servers import RecordingServer
@@ -53,13 +52,7 @@ class Sensor:
 
     def tick(self, now: dt.datetime) -> SensorResult:
         with time_machine.travel(now, tick=False):
-            with build_sensor_context(
-                cursor=self.cursor,
-                resources=self.harness.resources(),
-                instance=self.harness.instance,
-                repository_def=self.harness.definitions().get_repository_def(),
-            ) as context:
-                result = stale_to_export_sensor(context)
+            result = self.harness.tick_stale_sensor(self.cursor)
         self.cursor = result.cursor
         return result
 

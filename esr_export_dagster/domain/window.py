@@ -18,7 +18,6 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Sequence
 
-
 # When the daily APP export runs: the incident report's 13:00 UTC (14:00 in British summer time). The
 # schedule's cron, the stale-record sensor's "overdue" rule and its alert texts all read it from here.
 DAILY_RUN_TIME_UTC = dt.time(13, 0)
