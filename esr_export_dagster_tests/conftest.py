@@ -274,3 +274,28 @@ def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -
         assert process.returncode == 0, f"run failed ({process.returncode}): {err[-3000:]}"
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+# -- delivery destinations (issue 15): real servers on loopback ports, one of each per test session --------
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator["MotoS3"]:
+    """moto's S3 API server; real boto3 talks to it over HTTP."""
+    from .delivery_servers import MotoS3
+
+    with MotoS3.started() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator["SshServer"]:
+    """Debian's OpenSSH sshd as its own process, throwaway keys, on a free port; stopped at the end."""
+    from .delivery_servers import SshServer, sshd_path
+
+    if sshd_path() is None:
+        if os.geteuid() != 0:
+            pytest.skip("OpenSSH's sshd is not installed and this is not root to install it (`make test` does, as root)")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
+    with SshServer.started(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
