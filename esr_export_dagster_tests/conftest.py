@@ -22,6 +22,7 @@ from pymongo.database import Database
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
 from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
@@ -113,6 +114,14 @@ class ExportHarness:
     # The stream the stream-neutral helpers (run, add_due, break_record, ...) work on.
     stream: ExportStream = APP_STREAM
     notification_ids: Iterator[int] = field(default_factory=lambda: iter(range(800_000, 10_000_000)))
+    # ESR's drop; None: a local drop folder beside the export directory. ``delivery_env`` is what a run in
+    # another process needs to reach the same drop.
+    delivery: DeliveryResource | None = None
+    delivery_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def drop_dir(self) -> Path:
+        return self.export_dir.parent / "esr-drop"
 
     def resources(self, uri: str | None = None, export_dir: Path | None = None) -> dict[str, Any]:
         return {
@@ -122,6 +131,7 @@ class ExportHarness:
             "io_manager": ExportIOManager(),
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
+            "delivery": self.delivery or DeliveryResource(local_folder=str(self.drop_dir)),
         }
 
     def definitions(self, uri: str | None = None, export_dir: Path | None = None) -> Definitions:
@@ -218,6 +228,8 @@ class ExportHarness:
             ESR_MONGODB_DATABASE=self.database.name,
             ESR_EXPORT_DIR=str(self.export_dir),
             PYTHONPATH=str(PROJECT_ROOT),
+            ESR_DELIVERY_DIR=str(self.drop_dir),
+            **self.delivery_env,
         )
 
     def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:

@@ -1,0 +1,65 @@
+"""``every_file_delivered``: the asset check that fails while a partition's written file is not in ESR's drop."""
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetChecksDefinition,
+    AssetsDefinition,
+    MetadataValue,
+    asset_check,
+)
+
+from .assets import app_export_file, notification_export_file
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .partitions import export_partitions, run_dates_by_deanery
+from .resources import MongoDBResource
+from .storage.deliverer import DELIVERED, UNDELIVERED
+from .storage.ledger import ExportLedger
+
+
+def build_delivery_check(stream: ExportStream, export_file: AssetsDefinition) -> AssetChecksDefinition:
+    @asset_check(
+        asset=export_file,
+        name="every_file_delivered",
+        partitions_def=export_partitions,
+        description=(
+            f"Every {stream.file_type} file written for the partition is in ESR's drop, as the file ledger records "
+            "(destination, key or path, SHA-256). Until then ESR has not received it, whatever the records say."
+        ),
+    )
+    def every_file_delivered(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+        ledger = ExportLedger(mongodb.get_database(), stream.file_type)
+        delivered, undelivered = [], []
+        for deanery, run_dates in run_dates_by_deanery(context).items():
+            for run_date in run_dates:
+                for entry in ledger.files_for(deanery, run_date):
+                    if entry.get(UNDELIVERED):
+                        undelivered.append(str(entry["_id"]))
+                    elif entry.get(DELIVERED):
+                        receipt = entry[DELIVERED]
+                        delivered.append(
+                            {
+                                "name": str(entry["_id"]),
+                                "destination": receipt.get("destination"),
+                                "location": receipt.get("location"),
+                                "sha256": receipt.get("sha256"),
+                            }
+                        )
+        return AssetCheckResult(
+            passed=not undelivered,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "delivered": MetadataValue.json(delivered),
+                "undelivered": MetadataValue.json(undelivered),
+                "undelivered_count": len(undelivered),
+            },
+        )
+
+    return every_file_delivered
+
+
+DELIVERY_CHECKS = [
+    build_delivery_check(APP_STREAM, app_export_file),
+    build_delivery_check(NOTIFICATION_STREAM, notification_export_file),
+]
