@@ -1,5 +1,8 @@
 """``every_file_delivered``: the asset check that fails while a partition's written file is not in ESR's drop."""
 
+import datetime as dt
+from typing import Mapping, Sequence
+
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -9,6 +12,7 @@ from dagster import (
     MetadataValue,
     asset_check,
 )
+from pymongo.database import Database
 
 from .assets import app_export_file, notification_export_file
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
@@ -29,23 +33,7 @@ def build_delivery_check(stream: ExportStream, export_file: AssetsDefinition) ->
         ),
     )
     def every_file_delivered(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-        ledger = ExportLedger(mongodb.get_database(), stream.file_type)
-        delivered, undelivered = [], []
-        for deanery, run_dates in run_dates_by_deanery(context).items():
-            for run_date in run_dates:
-                for entry in ledger.files_for(deanery, run_date):
-                    if entry.get(UNDELIVERED):
-                        undelivered.append(str(entry["_id"]))
-                    elif entry.get(DELIVERED):
-                        receipt = entry[DELIVERED]
-                        delivered.append(
-                            {
-                                "name": str(entry["_id"]),
-                                "destination": receipt.get("destination"),
-                                "location": receipt.get("location"),
-                                "sha256": receipt.get("sha256"),
-                            }
-                        )
+        delivered, undelivered = partition_deliveries(mongodb.get_database(), stream, run_dates_by_deanery(context))
         return AssetCheckResult(
             passed=not undelivered,
             severity=AssetCheckSeverity.ERROR,
@@ -57,6 +45,31 @@ def build_delivery_check(stream: ExportStream, export_file: AssetsDefinition) ->
         )
 
     return every_file_delivered
+
+
+def partition_deliveries(
+    database: Database, stream: ExportStream, run_dates: Mapping[str, Sequence[dt.date]]
+) -> tuple[list[dict], list[str]]:
+    """The partitions' files as the ledger knows them: delivered (with destination, location, SHA-256), and
+    the names of those written but not delivered yet."""
+    ledger = ExportLedger(database, stream.file_type)
+    delivered, undelivered = [], []
+    for deanery, dates in run_dates.items():
+        for run_date in dates:
+            for entry in ledger.files_for(deanery, run_date):
+                if entry.get(UNDELIVERED):
+                    undelivered.append(str(entry["_id"]))
+                elif entry.get(DELIVERED):
+                    receipt = entry[DELIVERED]
+                    delivered.append(
+                        {
+                            "name": str(entry["_id"]),
+                            "destination": receipt.get("destination"),
+                            "location": receipt.get("location"),
+                            "sha256": receipt.get("sha256"),
+                        }
+                    )
+    return delivered, undelivered
 
 
 DELIVERY_CHECKS = [

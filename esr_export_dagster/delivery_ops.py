@@ -66,8 +66,10 @@ def build_delivery_op(stream: ExportStream) -> OpDefinition:
                 with destination:
                     outcome = deliverer.deliver_backlog(deaneries)
             except DeliveryUnavailableError as error:
+                last = context.retry_number >= EXPORT_RETRY_POLICY.max_retries
                 context.log.warning(
-                    f"Delivery attempt {context.retry_number + 1} failed: {error}; the retry policy takes over"
+                    f"Delivery attempt {context.retry_number + 1} failed: {error}"
+                    + ("" if last else "; the retry policy takes over")
                 )
                 raise Failure(
                     description=f"Delivering the export files failed: {error}. {_STAY}", allow_retries=True

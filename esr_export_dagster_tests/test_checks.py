@@ -28,6 +28,7 @@ def test_a_sound_export_passes_every_check(harness):
         "sequence_numbers_are_contiguous": True,
         "file_lines_match_exported_records": True,
         "invalid_records_not_growing": True,
+        "every_file_delivered": True,
     }
 
 

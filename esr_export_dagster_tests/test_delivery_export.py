@@ -481,3 +481,22 @@ def test_no_secret_appears_in_logs_metadata_alerts_or_errors(harness, remote_dro
     for secret in secrets:
         assert secret not in text, "a secret was shown"
     assert_all_invariants(harness, remote_drop)
+
+
+def test_every_file_delivered_fails_for_the_partition_while_its_file_waits(harness, remote_drop):
+    from esr_export_dagster.delivery_checks import partition_deliveries
+
+    harness.add_due("PEN", RUN_DATE, count=1)
+    remote_drop.gate.refuse_all()
+    assert not harness.run(RUN_DATE, "PEN").success
+    name = harness.file_name("PEN", RUN_DATE, 1)
+
+    assert partition_deliveries(harness.database, harness.stream, {"PEN": [RUN_DATE]}) == ([], [name])
+    remote_drop.gate.open()
+    result = harness.run(RUN_DATE, "PEN")
+
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "every_file_delivered"]
+    assert evaluation.passed
+    assert [f["name"] for f in evaluation.metadata["delivered"].value] == [name]
+    assert evaluation.metadata["undelivered"].value == []
+    assert_all_invariants(harness, remote_drop)

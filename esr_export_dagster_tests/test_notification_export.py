@@ -99,6 +99,7 @@ def test_a_sound_notification_export_passes_every_check(notifications):
         "sequence_numbers_are_contiguous": True,
         "file_lines_match_exported_records": True,
         "invalid_records_not_growing": True,
+        "every_file_delivered": True,
     }
     (file_event,) = [
         e for e in result.get_asset_materialization_events() if e.asset_key.path == ["notification_export_file"]

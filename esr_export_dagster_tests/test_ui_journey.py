@@ -45,6 +45,7 @@ class LiveStack:
             ESR_MONGODB_URI=mongo_uri,
             ESR_MONGODB_DATABASE=self.database_name,
             ESR_EXPORT_DIR=str(self.export_dir),
+            ESR_DELIVERY_DIR=str(tmp / "esr-drop"),
             DAGSTER_HOME=str(tmp / "dagster_home"),
         )
         self.process: subprocess.Popen[bytes] | None = None

@@ -54,6 +54,8 @@ def local_environment() -> Iterator[None]:
     """Defaults for every setting not given, and the stand-in when no MongoDB is configured."""
     os.environ.setdefault("ESR_MONGODB_DATABASE", "esr_export")
     os.environ.setdefault("ESR_EXPORT_DIR", str(LOCAL_DIR / "export"))
+    # No ESR_DELIVERY_URL: files are delivered into a local folder standing in for ESR's drop.
+    os.environ.setdefault("ESR_DELIVERY_DIR", str(LOCAL_DIR / "esr-drop"))
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(LOCAL_DIR / "dagster_home")))
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -81,10 +83,11 @@ def _seed_if_empty(run_date: dt.date) -> None:
 
 
 def run_export(run_date: dt.date) -> int:
-    # Loaded here, once main() has silenced Dagster's beta/preview notices that loading would print.
-    from ..definitions import defs
-
     with local_environment():
+        # Loaded here, once main() has silenced Dagster's beta/preview notices that loading would print, and
+        # once the local defaults (the drop folder among them) are in the environment it reads.
+        from ..definitions import defs
+
         _seed_if_empty(run_date)
         instance = DagsterInstance.get()
         failures = sum(_run_stream(defs, instance, stream, run_date) for stream in STREAMS)
@@ -118,7 +121,20 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
             f"{summary['invalid_marked_this_run']} invalid -> {paths}"
             + (f"\n       checks failed: {', '.join(failed_checks)}" if failed_checks else "")
         )
+        for line in _delivery_lines(summary):
+            print(line)
     return failures
+
+
+def _delivery_lines(summary: dict) -> list[str]:
+    """What this run put into ESR's drop for the partition, and what is still waiting to go."""
+    lines = [
+        f"       delivered {d['name']} to {d['destination']} ({d['location']}, SHA-256 {d['sha256'][:12]}...)"
+        for d in summary.get("delivered_by_this_run", [])
+    ]
+    if summary.get("undelivered_files"):
+        lines.append(f"       NOT delivered yet: {', '.join(summary['undelivered_files'])}")
+    return lines
 
 
 def run_dev(port: int) -> int:
