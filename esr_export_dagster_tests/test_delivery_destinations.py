@@ -95,6 +95,7 @@ def test_the_local_drop_takes_a_file_once_and_never_overwrites(tmp_path: Path):
     assert (tmp_path / "drop" / NAME).read_bytes() == CONTENT
     assert (first.already_there, again.already_there) == (False, True)
     assert first.size == len(CONTENT) and first.sha256 == again.sha256
+    assert first.location == str(tmp_path / "drop" / NAME)
     assert os.listdir(tmp_path / "drop") == [NAME]  # no temporary file left
     with pytest.raises(ExportFileConflictError, match=f"{NAME} already exists at local folder .* other bytes"):
         drop.put_if_absent(NAME, b"other bytes\n")

@@ -46,9 +46,7 @@ class DeliveryTarget:
         """The S3 key or remote path a file is put under."""
         if self.scheme == S3:
             return f"{self.path}/{file_name}" if self.path else file_name
-        if self.scheme == SFTP:
-            return posixpath.join(self.path, file_name)
-        return file_name
+        return posixpath.join(self.path, file_name)
 
     def describe(self) -> str:
         """The destination as shown in logs, metadata and alerts: no credential is part of it."""

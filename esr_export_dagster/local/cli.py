@@ -129,7 +129,7 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
 def _delivery_lines(summary: dict) -> list[str]:
     """What this run put into ESR's drop for the partition, and what is still waiting to go."""
     lines = [
-        f"       delivered {d['name']} to {d['destination']} ({d['location']}, SHA-256 {d['sha256'][:12]}...)"
+        f"       delivered to {d['destination']}: {d['location']} (SHA-256 {d['sha256'][:12]}...)"
         for d in summary.get("delivered_by_this_run", [])
     ]
     if summary.get("undelivered_files"):
