@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run dev test browser postgres clean
+.PHONY: run dev test browser postgres sshd clean
 
 $(INSTALLED): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ dev: $(INSTALLED)
 	$(BIN)/esr-export-local dev
 
 ## Install what the tests need and run them all.
-test: $(INSTALLED) browser postgres
+test: $(INSTALLED) browser postgres sshd
 	$(BIN)/python -m pytest
 
 ## Debian's Chromium for the browser test (Playwright drives it; no browser download). Needs root.
@@ -40,6 +40,14 @@ postgres:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
 	else echo "PostgreSQL is not installed and this is not root: the production daemon tests will be skipped"; fi
+
+## Debian's OpenSSH server for the SFTP delivery tests (each session runs its own sshd on a loopback port
+## with throwaway keys; apt starts none here, and the system's sshd is never used). Needs root.
+sshd:
+	@if command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server >/dev/null; \
+	else echo "OpenSSH's sshd is not installed and this is not root: the SFTP delivery tests will be skipped"; fi
 
 clean:
 	rm -rf $(VENV) .local

@@ -15,6 +15,7 @@ from dagster import (
     graph_asset,
 )
 
+from .delivery_ops import build_delivery_op
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .ops import EXPORT_RETRY_POLICY, build_export_ops, retrying_transient_errors
 from .partitions import export_partitions, run_dates_by_deanery
@@ -36,7 +37,7 @@ field are listed with the names of those fields and are set to INVALID_DATA by t
 
 A run over many partitions (a backfill) returns one table per partition."""
 
-_APP_FILE = """The deanery's APP file(s) for the day, delivered to ESR_EXPORT_DIR, and the records marked EXPORTED.
+_APP_FILE = """The deanery's APP file(s) for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the records marked EXPORTED.
 
 One file `DE_<DEANERY>_APP_<YYYYMMDD>_<SEQ>.DAT` per deanery and day, more when a post has over 40
 applicants (ESR quarantines such files). Every eligible record lands in exactly one file, sequence
@@ -65,7 +66,7 @@ listed with the names of those fields and are set to INVALID_DATA by the export.
 
 A run over many partitions (a backfill) returns one table per partition."""
 
-_NOTIFICATION_FILE = """The deanery's DNC file for the day, delivered to ESR_EXPORT_DIR, and the notifications marked EXPORTED.
+_NOTIFICATION_FILE = """The deanery's DNC file for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the notifications marked EXPORTED.
 
 One file `DE_<DEANERY>_DNC_<YYYYMMDD>_<SEQ>.DAT` per deanery and day (a later run of the partition puts
 notifications that arrived since in a further file), numbered from the deanery's own DNC counter
@@ -88,6 +89,7 @@ def build_export_assets(
     group = f"esr_{stream.name}_export"
     selection_name = f"{stream.name}_record_selection"
     ops = build_export_ops(stream)
+    deliver = build_delivery_op(stream)
 
     @asset(
         name=selection_name,
@@ -142,7 +144,7 @@ def build_export_assets(
     def export_file(selection: pd.DataFrame) -> dict:
         opened = ops.open_batches(selection)
         numbered = ops.allocate_sequence(opened)
-        return ops.write_files(opened, numbered)
+        return deliver(ops.write_files(opened, numbered))
 
     return record_selection, export_file
 

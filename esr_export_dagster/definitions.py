@@ -11,6 +11,10 @@ from dagster_msteams import MSTeamsResource
 from .alerts import AlertChannelsResource, EsrSlackResource
 from .assets import EXPORT_ASSETS
 from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
+from .delivery_checks import DELIVERY_CHECKS
+from .delivery_ops import resend_export_file
+from .delivery_resource import DEFAULT_LOCAL_DROP, DEFAULT_UNDELIVERED_ALERT_MINUTES, DeliveryResource
+from .delivery_sensor import undelivered_files_sensor
 from .io_managers import ExportIOManager
 from .jobs import EXPORT_JOBS
 from .resources import (
@@ -44,6 +48,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "stale_policy": StaleRecordPolicyResource(
             ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
         ),
+        "delivery": default_delivery(),
         "alert_channels": AlertChannelsResource(
             teams=MSTeamsResource(hook_url=EnvVar("ESR_TEAMS_WEBHOOK_URL"))
             if "ESR_TEAMS_WEBHOOK_URL" in os.environ
@@ -54,14 +59,32 @@ def default_resources() -> dict[str, ConfigurableResource]:
     }
 
 
+def default_delivery() -> DeliveryResource:
+    """ESR's drop from the environment; S3 credentials, region and endpoint come from boto3's standard chain."""
+
+    def optional(name: str) -> EnvVar | None:
+        return EnvVar(name) if os.environ.get(name) else None
+
+    return DeliveryResource(
+        url=_env_or_default("ESR_DELIVERY_URL", ""),
+        local_folder=_env_or_default("ESR_DELIVERY_DIR", DEFAULT_LOCAL_DROP),
+        ssh_key_file=optional("ESR_DELIVERY_SSH_KEY_FILE"),
+        known_hosts_file=optional("ESR_DELIVERY_KNOWN_HOSTS"),
+        s3_kms_key_id=optional("ESR_DELIVERY_S3_KMS_KEY_ID"),
+        undelivered_alert_minutes=EnvVar.int("ESR_DELIVERY_ALERT_MINUTES")
+        if os.environ.get("ESR_DELIVERY_ALERT_MINUTES")
+        else DEFAULT_UNDELIVERED_ALERT_MINUTES,
+    )
+
+
 def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
     return Definitions(
         assets=list(EXPORT_ASSETS),
-        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS],
-        jobs=list(EXPORT_JOBS),
+        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS, *DELIVERY_CHECKS],
+        jobs=[*EXPORT_JOBS, resend_export_file],
         schedules=[daily_app_export_schedule, daily_notification_export_schedule],
-        sensors=[stale_to_export_sensor, export_run_failure_alert],
+        sensors=[stale_to_export_sensor, export_run_failure_alert, undelivered_files_sensor],
         resources=dict(resources),
     )
 

@@ -265,13 +265,8 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                         + (f", {outcome.omitted_count} dropped (changed upstream)" if outcome.omitted_count else "")
                     )
                 written.extend(outcomes)
-            summaries = summarise_partitions(context, exporter, opened, written)
-            # One materialization per partition, each with its own facts (a range run's partitions would
-            # otherwise all show the run's totals).
-            for partition_key, summary in summaries.items():
-                context.add_asset_metadata(partition_metadata(summary, stream), partition_key=partition_key)
-            context.log.info(run_totals(summaries, stream))
-            return summaries
+            # The materializations (one per partition) are reported by the delivery op after this one.
+            return summarise_partitions(context, exporter, opened, written)
 
     return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
 

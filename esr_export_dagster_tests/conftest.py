@@ -30,6 +30,7 @@ from pymongo.database import Database
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
 from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
@@ -49,6 +50,7 @@ from esr_export_dagster.resources import (
 from esr_export_dagster.sensors import stale_to_export_sensor
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
+from .delivery_servers import MotoS3, SshServer, sshd_path
 from .postgres_cluster import PostgresCluster, postgres_bin_dir, throwaway_cluster
 from .wire_proxy import MongoFaultProxy
 
@@ -127,6 +129,14 @@ class ExportHarness:
     # The wall clock the runs read (UTC). None: each run happens at its first date's scheduled time, as the
     # schedule would have run it, when none of the records it selects has started yet.
     now: dt.datetime | None = None
+    # ESR's drop; None: a local drop folder beside the export directory. ``delivery_env`` is what a run in
+    # another process needs to reach the same drop.
+    delivery: DeliveryResource | None = None
+    delivery_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def drop_dir(self) -> Path:
+        return self.export_dir.parent / "esr-drop"
 
     def clock(self, run_date: dt.date | None = None) -> WallClockResource:
         if self.now is not None:
@@ -144,6 +154,7 @@ class ExportHarness:
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
             "wall_clock": self.clock(run_date),
+            "delivery": self.delivery or DeliveryResource(local_folder=str(self.drop_dir)),
         }
 
     def definitions(
@@ -267,6 +278,8 @@ class ExportHarness:
             ESR_MONGODB_DATABASE=self.database.name,
             ESR_EXPORT_DIR=str(self.export_dir),
             PYTHONPATH=str(PROJECT_ROOT),
+            ESR_DELIVERY_DIR=str(self.drop_dir),
+            **self.delivery_env,
         )
 
     def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:
@@ -323,3 +336,24 @@ def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -
         assert process.returncode == 0, f"run failed ({process.returncode}): {err[-3000:]}"
         results.append(json.loads(out.strip().splitlines()[-1]))
     return results
+
+
+# -- delivery destinations (issue 15): real servers on loopback ports, one of each per test session --------
+
+
+@pytest.fixture(scope="session")
+def moto_s3() -> Iterator[MotoS3]:
+    """moto's S3 API server; real boto3 talks to it over HTTP."""
+    with MotoS3.started() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]:
+    """Debian's OpenSSH sshd as its own process, throwaway keys, on a free port; stopped at the end."""
+    if sshd_path() is None:
+        if os.geteuid() != 0:
+            pytest.skip("OpenSSH's sshd is not installed and this is not root to install it (`make test` does, as root)")
+        subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
+    with SshServer.started(tmp_path_factory.mktemp("sshd")) as server:
+        yield server

@@ -59,3 +59,8 @@ def completes_file(command: Command) -> bool:
 
 
 counter_write = _counter_write
+
+
+def records_delivery(command: Command) -> bool:
+    """The file ledger's note that a file is in ESR's drop, sent after the put."""
+    return writes_to("exportFile")(command) and any("delivered" in u.get("$set", {}) for _, u in _updates(command))

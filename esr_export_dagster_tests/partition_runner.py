@@ -33,7 +33,7 @@ def main(run_date: str, deanery: str, stream: str = "app") -> int:
         )
         if not result.success:
             return 1
-        (summary,) = result.output_for_node(f"{stream}_export_file.write_{stream}_export_files").values()
+        (summary,) = result.output_for_node(f"{stream}_export_file.deliver_{stream}_export_files").values()
     print(json.dumps(summary, default=str))
     return 0
 

@@ -91,6 +91,7 @@ class ProductionStack:
             ESR_MONGODB_URI=mongo_uri,
             ESR_MONGODB_DATABASE=mongo_database,
             ESR_EXPORT_DIR=str(self.export_dir),
+            ESR_DELIVERY_DIR=str(root / "esr-drop"),
             DAGSTER_HOME=str(self.dagster_home),
             PYTHONPATH=str(PROJECT_ROOT),
             **self.postgres_env,

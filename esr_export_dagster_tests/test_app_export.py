@@ -60,7 +60,7 @@ def test_the_materialization_describes_the_export_without_personal_data(harness)
 
     result = harness.run(RUN_DATE, "KSS")
 
-    (materialization,) = result.asset_materializations_for_node("app_export_file.write_app_export_files")
+    (materialization,) = result.asset_materializations_for_node("app_export_file.deliver_app_export_files")
     metadata = materialization.metadata
     assert metadata["exported_records"].value == 2
     assert metadata["sequence_numbers"].value == "1"

@@ -28,6 +28,7 @@ def test_a_sound_export_passes_every_check(harness):
         "file_numbers_contiguous": True,
         "files_match_records": True,
         "invalid_records_not_growing": True,
+        "every_file_delivered": True,
     }
 
 

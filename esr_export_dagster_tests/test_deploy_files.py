@@ -430,10 +430,9 @@ def test_the_exports_and_stored_selections_live_on_the_persistent_volume():
     deployment = user_deployment()
     claim = yaml.safe_load(EXPORT_VOLUME.read_text(encoding="utf-8"))
     assert claim["kind"] == "PersistentVolumeClaim" and "ReadWriteMany" in claim["spec"]["accessModes"]
-    (volume,) = deployment["volumes"]
+    (volume,) = [v for v in deployment["volumes"] if "persistentVolumeClaim" in v]
     assert volume["persistentVolumeClaim"]["claimName"] == claim["metadata"]["name"]
-    (mount,) = deployment["volumeMounts"]
-    assert mount["name"] == volume["name"]
+    (mount,) = [m for m in deployment["volumeMounts"] if m["name"] == volume["name"]]
     on_volume = PurePosixPath(mount["mountPath"])
 
     assert on_volume in PurePosixPath(deployment["env"]["ESR_EXPORT_DIR"]).parents
@@ -442,6 +441,17 @@ def test_the_exports_and_stored_selections_live_on_the_persistent_volume():
     assert storage is LocalArtifactStorage
     assert on_volume in PurePosixPath(LocalArtifactStorage(**artifact_storage["config"]).storage_dir).parents
     assert deployment["includeConfigInLaunchedRuns"]["enabled"] is True
+
+
+def test_sftp_delivery_keys_come_from_a_secret_mounted_read_only_and_only_their_paths_are_written():
+    deployment = user_deployment()
+    (volume,) = [v for v in deployment["volumes"] if "secret" in v]
+    assert volume["secret"]["secretName"] == "esr-export-delivery-ssh" and volume["secret"]["optional"] is True
+    assert volume["secret"]["defaultMode"] == 0o440
+    (mount,) = [m for m in deployment["volumeMounts"] if m["name"] == volume["name"]]
+    assert mount["readOnly"] is True
+    for setting in ("ESR_DELIVERY_SSH_KEY_FILE", "ESR_DELIVERY_KNOWN_HOSTS"):
+        assert PurePosixPath(mount["mountPath"]) in PurePosixPath(deployment["env"][setting]).parents
 
 
 def test_pods_run_without_privileges_and_runs_get_the_same_contexts():

@@ -18,6 +18,7 @@ from esr_export_dagster.storage.ledger import unpack_record_ids
 
 from . import kill_points
 from .conftest import each_stream
+from .delivery_invariants import FolderDrop, assert_every_file_delivered_once
 from .invariants import assert_export_invariants, file_placements, files_on_disk
 from .wire_proxy import Rule
 
@@ -42,6 +43,7 @@ def test_eligible_records_are_exported_once_into_a_numbered_file(harness):
         assert document["exportedFileName"] == name
         assert isinstance(document["exportedAt"], dt.datetime)
     assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
 
 
 def test_a_legacy_counter_continues_its_numbering(harness):
@@ -80,6 +82,7 @@ def test_materializing_a_partition_again_exports_nothing_twice(harness):
     assert [f["name"] for f in again["files_for_partition"]] == [harness.file_name("LDN", RUN_DATE, 1)]
     assert len(files_on_disk(harness.export_dir, file_type=harness.stream.file_type)) == 1
     assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
 
 
 def test_records_arriving_after_a_run_go_out_in_the_next_file(harness):
@@ -93,6 +96,7 @@ def test_records_arriving_after_a_run_go_out_in_the_next_file(harness):
     assert summary["files_written_by_this_run"] == [second]
     assert file_placements(harness.export_dir / second) == [harness.reference(late[0])]
     assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
 
 
 def test_a_record_missing_mandatory_fields_becomes_invalid_and_the_rest_goes_out(harness):
@@ -148,6 +152,7 @@ def test_a_month_run_as_one_range_equals_running_each_day_in_order(harness):
     assert list(files) == [harness.file_name("KSS", day, n) for n, day in enumerate(days, start=1)]
     assert harness.records.count_documents({"status": TO_EXPORT}) == 0
     assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
 
 
 def test_write_conflicts_on_every_counter_operation_are_retried(harness, fault_proxy):
@@ -166,6 +171,7 @@ def test_write_conflicts_on_every_counter_operation_are_retried(harness, fault_p
         harness.file_name("EOE", RUN_DATE, 1)
     ]
     assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
 
 
 KILL_POINTS = {

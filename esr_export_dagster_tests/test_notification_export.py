@@ -97,6 +97,7 @@ def test_a_sound_notification_export_passes_every_check(notifications):
         "file_numbers_contiguous": True,
         "files_match_records": True,
         "invalid_records_not_growing": True,
+        "every_file_delivered": True,
     }
     (file_event,) = [
         e for e in result.get_asset_materialization_events() if e.asset_key.path == ["notification_export_file"]

@@ -48,6 +48,7 @@ class LiveStack:
             ESR_MONGODB_URI=mongo_uri,
             ESR_MONGODB_DATABASE=self.database_name,
             ESR_EXPORT_DIR=str(self.export_dir),
+            ESR_DELIVERY_DIR=str(tmp / "esr-drop"),
             DAGSTER_HOME=str(tmp / "dagster_home"),
             ESR_FIRST_PARTITION_DATE=FIRST.isoformat(),
             # This checkout's package, even when the virtualenv's editable install points at another one.

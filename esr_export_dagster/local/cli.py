@@ -71,6 +71,8 @@ def local_environment() -> Iterator[None]:
     """Defaults for every setting not given, and the stand-in when no MongoDB is configured."""
     os.environ.setdefault("ESR_MONGODB_DATABASE", "esr_export")
     os.environ.setdefault("ESR_EXPORT_DIR", str(LOCAL_DIR / "export"))
+    # No ESR_DELIVERY_URL: files are delivered into a local folder standing in for ESR's drop.
+    os.environ.setdefault("ESR_DELIVERY_DIR", str(LOCAL_DIR / "esr-drop"))
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(LOCAL_DIR / "dagster_home")))
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -101,10 +103,12 @@ def run_export(run_date: dt.date) -> int:
     # Loaded here, once main() has silenced Dagster's notices and set the demo's first partition date.
     from dagster import DagsterInstance
 
-    from ..definitions import defs
     from ..domain.streams import STREAMS
 
     with local_environment():
+        # The code location reads the local defaults (the drop folder among them) from the environment.
+        from ..definitions import defs
+
         _seed_if_empty(run_date)
         instance = DagsterInstance.get()
         failures = sum(_run_stream(defs, instance, stream, run_date) for stream in STREAMS)
@@ -140,6 +144,8 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
         demo_check_failed |= DEMO_FAILED_CHECK in failed_checks
         unexpected = [name for name in failed_checks if name != DEMO_FAILED_CHECK]
         print(f"  {deanery}: {partition_line(summary)}")
+        for line in _delivery_lines(summary):
+            print(line)
         if unexpected:
             print(f"       checks failed: {', '.join(unexpected)} (open the run in `make dev`: Checks tab)")
     if demo_check_failed:
@@ -166,6 +172,15 @@ def partition_line(summary: Mapping[str, Any]) -> str:
         held = sum(f["lines"] or 0 for f in files)
         return f"nothing new{tail}: already exported ({held} in {', '.join(f['name'] for f in files)})"
     return f"nothing eligible{tail}: no file written"
+def _delivery_lines(summary: dict) -> list[str]:
+    """What this run put into ESR's drop for the partition, and what is still waiting to go."""
+    lines = [
+        f"       delivered to {d['destination']}: {d['location']} (SHA-256 {d['sha256'][:12]}...)"
+        for d in summary.get("delivered_by_this_run", [])
+    ]
+    if summary.get("undelivered_files"):
+        lines.append(f"       NOT delivered yet: {', '.join(summary['undelivered_files'])}")
+    return lines
 
 
 def run_dev(port: int) -> int:

@@ -358,6 +358,9 @@ class ExportLedger:
                     "largestPostCount": file.largest_post_count,
                     "state": FILE_WRITING,
                     "startedAt": self.clock(),
+                    # Due for delivery to ESR's drop once COMPLETE (storage/deliverer.py). Set only here, with
+                    # the entry, so that finishing a file again never makes a delivered file due again.
+                    "undelivered": True,
                 }
             },
             upsert=True,

@@ -1,0 +1,78 @@
+"""``every_file_delivered``: the asset check that fails while a partition's written file is not in ESR's drop."""
+
+import datetime as dt
+from typing import Mapping, Sequence
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetsDefinition,
+    MetadataValue,
+    asset_check,
+)
+from pymongo.database import Database
+
+from .assets import app_export_file, notification_export_file
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .partitions import export_partitions, run_dates_by_deanery
+from .resources import MongoDBResource
+from .storage.deliverer import DELIVERED, UNDELIVERED
+from .storage.ledger import ExportLedger
+
+
+def build_delivery_check(stream: ExportStream, export_file: AssetsDefinition) -> AssetChecksDefinition:
+    @asset_check(
+        asset=export_file,
+        name="every_file_delivered",
+        partitions_def=export_partitions,
+        description=(
+            f"Every {stream.file_type} file written for the partition is in ESR's drop, as the file ledger records "
+            "(destination, key or path, SHA-256). Until then ESR has not received it, whatever the records say."
+        ),
+    )
+    def every_file_delivered(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
+        delivered, undelivered = partition_deliveries(mongodb.get_database(), stream, run_dates_by_deanery(context))
+        return AssetCheckResult(
+            passed=not undelivered,
+            severity=AssetCheckSeverity.ERROR,
+            metadata={
+                "delivered": MetadataValue.json(delivered),
+                "undelivered": MetadataValue.json(undelivered),
+                "undelivered_count": len(undelivered),
+            },
+        )
+
+    return every_file_delivered
+
+
+def partition_deliveries(
+    database: Database, stream: ExportStream, run_dates: Mapping[str, Sequence[dt.date]]
+) -> tuple[list[dict], list[str]]:
+    """The partitions' files as the ledger knows them: delivered (with destination, location, SHA-256), and
+    the names of those written but not delivered yet."""
+    ledger = ExportLedger(database, stream.file_type)
+    delivered, undelivered = [], []
+    for deanery, dates in run_dates.items():
+        for run_date in dates:
+            for entry in ledger.files_for(deanery, run_date):
+                if entry.get(UNDELIVERED):
+                    undelivered.append(str(entry["_id"]))
+                elif entry.get(DELIVERED):
+                    receipt = entry[DELIVERED]
+                    delivered.append(
+                        {
+                            "name": str(entry["_id"]),
+                            "destination": receipt.get("destination"),
+                            "location": receipt.get("location"),
+                            "sha256": receipt.get("sha256"),
+                        }
+                    )
+    return delivered, undelivered
+
+
+DELIVERY_CHECKS = [
+    build_delivery_check(APP_STREAM, app_export_file),
+    build_delivery_check(NOTIFICATION_STREAM, notification_export_file),
+]

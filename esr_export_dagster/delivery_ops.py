@@ -1,0 +1,216 @@
+"""Delivery to ESR's drop as the last step of each export, and the job that re-sends a file on ESR's request.
+
+Until a file is in ESR's drop nothing has been exported, whatever its records' status says. So the
+export's graph ends with ``deliver_<stream>_export_files``: every written, undelivered file of the run's
+deaneries goes to the drop, oldest number first, and the file ledger records where it went, its size,
+SHA-256 and ETag, and when. A destination that is down or refuses the credentials fails the step after
+its retries, naming the bucket or host; the records stay EXPORTED in their archived files and the next
+run delivers them before its own.
+"""
+
+from typing import Any
+
+from dagster import (
+    AssetExecutionContext,
+    Config,
+    Failure,
+    MetadataValue,
+    OpDefinition,
+    OpExecutionContext,
+    job,
+    op,
+)
+from pydantic import Field
+
+from .delivery_resource import DeliveryResource
+from .domain.delivery_url import DeliveryUrlError
+from .domain.esr_csv import parse_export_file_name
+from .domain.streams import STREAMS, ExportStream
+from .ops import EXPORT_RETRY_POLICY, partition_metadata, retrying_transient_errors, run_totals
+from .partitions import run_dates_by_deanery
+from .resources import ExportDirectoryResource, MongoDBResource
+from .storage.collections import EXPORT_FILE
+from .storage.deliverer import UNDELIVERED, Delivered, Deliverer
+from .storage.delivery import DeliveryUnavailableError, Destination
+from .storage.errors import shown
+
+_STAY = (
+    "Nothing is lost: the records stay EXPORTED in their files, which stay in ESR_EXPORT_DIR, and the next run of the "
+    "deanery delivers them before its own files."
+)
+
+
+def _destination(delivery: DeliveryResource) -> Destination:
+    try:
+        return delivery.destination()
+    except DeliveryUrlError as error:
+        raise Failure(description=f"Delivery is misconfigured: {error}", allow_retries=False) from None
+
+
+def build_delivery_op(stream: ExportStream) -> OpDefinition:
+    """``deliver_<stream>_export_files``: after ``write_<stream>_export_files``, with the same retry policy."""
+
+    @op(name=f"deliver_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY)
+    def deliver_export_files(
+        context: AssetExecutionContext,
+        summaries: dict,
+        mongodb: MongoDBResource,
+        export_directory: ExportDirectoryResource,
+        delivery: DeliveryResource,
+    ) -> dict[str, dict]:
+        """Put every written, undelivered file of the run's deaneries into ESR's drop, oldest number first."""
+        destination = _destination(delivery)
+        with retrying_transient_errors(context, "Delivering the export files"):
+            deliverer = Deliverer(mongodb.get_database(), export_directory.directory(), destination, stream.file_type)
+            deaneries = list(run_dates_by_deanery(context))
+            try:
+                with destination:
+                    outcome = deliverer.deliver_backlog(deaneries)
+            except DeliveryUnavailableError as error:
+                last = context.retry_number >= EXPORT_RETRY_POLICY.max_retries
+                context.log.warning(
+                    f"Delivery attempt {context.retry_number + 1} failed: {error}"
+                    + ("" if last else "; the retry policy takes over")
+                )
+                raise Failure(
+                    description=f"Delivering the export files failed: {error}. {_STAY}", allow_retries=True
+                ) from None
+            for delivered in outcome.delivered:
+                receipt = delivered.receipt
+                context.log.info(
+                    f"{delivered.deanery}: delivered {delivered.name} to {receipt.destination} as {receipt.location} "
+                    f"({receipt.size} bytes, SHA-256 {receipt.sha256[:12]}...)"
+                    + (", found there already with the same bytes (an earlier attempt put it)" if receipt.already_there else "")
+                )
+            for name, reason in sorted(outcome.refused.items()):
+                context.log.error(f"Not delivered: {reason}")
+            delivered_summaries = _with_deliveries(summaries, outcome.delivered, deliverer, stream)
+            # The asset's output comes from this op: one materialization per partition, each with its own
+            # facts, its deliveries among them.
+            for partition_key, summary in delivered_summaries.items():
+                context.add_asset_metadata(
+                    {**partition_metadata(summary, stream), **_delivery_metadata(destination, summary)},
+                    partition_key=partition_key,
+                )
+            context.log.info(run_totals(delivered_summaries, stream))
+            if outcome.refused:
+                raise Failure(
+                    description=(
+                        f"{len(outcome.refused)} file(s) not delivered: "
+                        + " ".join(outcome.refused[name] for name in sorted(outcome.refused))
+                        + (f" The other {len(outcome.delivered)} file(s) were delivered." if outcome.delivered else "")
+                    ),
+                    allow_retries=False,
+                )
+            return delivered_summaries
+
+    return deliver_export_files
+
+
+def _with_deliveries(
+    summaries: dict[str, dict], delivered: list[Delivered], deliverer: Deliverer, stream: ExportStream
+) -> dict[str, dict]:
+    """Each partition's summary, plus the files this run delivered for it and those still undelivered."""
+    result = {}
+    for key, summary in summaries.items():
+        names = [file["name"] for file in summary.get("files_for_partition", [])]
+        still = {
+            str(entry["_id"])
+            for entry in deliverer.database[EXPORT_FILE].find({"_id": {"$in": names}, UNDELIVERED: True}, {"_id": 1})
+        }
+        result[key] = {
+            **summary,
+            "delivered_by_this_run": [
+                d.summary()
+                for d in delivered
+                if d.deanery == summary["deanery"] and d.run_date.isoformat() == summary["run_date"]
+            ],
+            "undelivered_files": sorted(still),
+        }
+    return result
+
+
+def _delivery_metadata(destination: Destination, summary: dict) -> dict[str, Any]:
+    """A partition's deliveries: where this run put its files, with their checksums, and what still waits."""
+    delivered = summary["delivered_by_this_run"]
+    rows = "\n".join(f"| {d['name']} | {d['location']} | {d['size']} | `{d['sha256']}` |" for d in delivered)
+    return {
+        "delivery_destination": destination.describe(),
+        "delivered_files": MetadataValue.md(
+            "| file | location | bytes | SHA-256 |\n|---|---|---|---|\n" + rows if delivered else "None by this run."
+        ),
+        "delivered_count": len(delivered),
+        "undelivered_files": ", ".join(summary["undelivered_files"]) or "none",
+    }
+
+
+class ResendConfig(Config):
+    """Which archived export file to put into ESR's drop again."""
+
+    file_name: str = Field(
+        description="The file ESR asked for again, as the file ledger names it, e.g. DE_EOE_APP_20210731_00000001.DAT"
+    )
+
+
+@op(retry_policy=EXPORT_RETRY_POLICY)
+def resend_export_file_to_esr(
+    context: OpExecutionContext,
+    config: ResendConfig,
+    mongodb: MongoDBResource,
+    export_directory: ExportDirectoryResource,
+    delivery: DeliveryResource,
+) -> dict:
+    """Put the archived bytes of one export file into ESR's drop again, after checking them against the
+    SHA-256 the file ledger recorded when it was written; each re-send is recorded in the ledger."""
+    name = config.file_name.strip()
+    try:
+        parsed = parse_export_file_name(name)
+    except ValueError:
+        raise Failure(
+            description=(
+                f"file_name {shown(config.file_name)} is not an ESR export file name "
+                "(DE_<DEANERY>_<APP|DNC>_<YYYYMMDD>_<8-digit number>.DAT): nothing was sent."
+            ),
+            allow_retries=False,
+        ) from None
+    (stream,) = [s for s in STREAMS if s.file_type == parsed.file_type]
+    destination = _destination(delivery)
+    with retrying_transient_errors(context, f"Re-sending {name}"):
+        deliverer = Deliverer(mongodb.get_database(), export_directory.directory(), destination, stream.file_type)
+        try:
+            with destination:
+                resent = deliverer.resend(name)
+        except DeliveryUnavailableError as error:
+            raise Failure(description=f"Re-sending {name} failed: {error}", allow_retries=True) from None
+        receipt = resent.receipt
+        context.log.info(
+            f"Re-sent {name} to {receipt.destination} as {receipt.location} ({receipt.size} bytes, SHA-256 "
+            f"{receipt.sha256[:12]}...)"
+            + (
+                ": it was still there with the same bytes, so nothing was overwritten; ESR can pick it up there"
+                if receipt.already_there
+                else ""
+            )
+        )
+        context.add_output_metadata(
+            {
+                "file_name": name,
+                "destination": receipt.destination,
+                "location": receipt.location,
+                "sha256": receipt.sha256,
+                "size": receipt.size,
+                "already_there": receipt.already_there,
+            }
+        )
+        return resent.summary()
+
+
+@job(
+    name="resend_export_file",
+    description=(
+        "Put one archived ESR export file into ESR's drop again, when ESR asks for it: the file_name must be in "
+        "the file ledger, and its archived bytes must match the SHA-256 recorded when it was written."
+    ),
+)
+def resend_export_file() -> None:
+    resend_export_file_to_esr()
