@@ -41,6 +41,11 @@ def first_partition_date(environ: Mapping[str, str]) -> str:
 
 FIRST_EXPORT_DATE = first_partition_date(os.environ)
 DEANERY_TAG = "esr/deanery"
+# The tag Dagster itself puts on a run of one date × deanery partition (a one-partition Materialize in the UI,
+# and the schedule's and sensor's runs beside DEANERY_TAG). A range run of a backfill carries neither.
+PARTITION_DEANERY_TAG = f"dagster/partition/{DEANERY_DIMENSION}"
+# The instance's run queue holds to one run at a time per value of each of these tags.
+DEANERY_LIMITED_TAGS = (DEANERY_TAG, PARTITION_DEANERY_TAG)
 
 export_partitions = MultiPartitionsDefinition(
     {

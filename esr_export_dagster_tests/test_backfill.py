@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from esr_export_dagster.domain.deaneries import DEANERIES
+from esr_export_dagster.partitions import export_partition_key, export_partitions
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
 
 from .conftest import ExportHarness
@@ -94,3 +96,25 @@ class harness_copy:
         self._instance_context.__exit__(*exc_info)
         self._client.drop_database(self._database.name)
         self._client.close()
+
+
+def run_ranges_of_a_ui_backfill(days: list[dt.date], deaneries: tuple[str, ...]) -> list[tuple[str, str]]:
+    """The runs a single-run-policy backfill of this selection launches: Dagster's asset backfill makes one run
+    per partition key range of the selected subset (build_run_requests_with_backfill_policies)."""
+    keys = {str(export_partition_key(day, deanery)) for day in days for deanery in deaneries}
+    subset = export_partitions.subset_with_partition_keys(keys)
+    return sorted((key_range.start, key_range.end) for key_range in subset.get_partition_key_ranges(export_partitions))
+
+
+def test_a_month_of_all_deaneries_backfilled_from_the_ui_is_one_run_per_deanery():
+    ranges = run_ranges_of_a_ui_backfill(DAYS, DEANERIES)
+    assert len(ranges) == len(DEANERIES) == 13
+    assert ranges == sorted((f"{DAYS[0]}|{deanery}", f"{DAYS[-1]}|{deanery}") for deanery in DEANERIES)
+
+
+def test_a_backfill_of_fewer_dates_than_deaneries_is_one_run_per_date():
+    assert run_ranges_of_a_ui_backfill(DAYS[:3], DEANERIES) == [(f"{day}|EOE", f"{day}|YHD") for day in DAYS[:3]]
+
+
+def test_a_backfill_of_deaneries_apart_in_the_list_is_one_run_per_deanery_even_for_one_date():
+    assert run_ranges_of_a_ui_backfill(DAYS[:1], ("EOE", "KSS")) == [(f"{DAYS[0]}|EOE", f"{DAYS[0]}|EOE"), (f"{DAYS[0]}|KSS", f"{DAYS[0]}|KSS")]

@@ -25,7 +25,7 @@ from dagster._core.instance.config import (
 from dagster._core.storage.root import LocalArtifactStorage
 from dagster._serdes import class_from_code_pointer
 
-from esr_export_dagster.partitions import DEANERY_TAG
+from esr_export_dagster.partitions import DEANERY_LIMITED_TAGS
 
 from .conftest import PROJECT_ROOT
 
@@ -374,8 +374,8 @@ def test_the_helm_values_carry_the_production_instances_policies():
 
 def test_the_helm_values_keep_runs_of_one_deanery_in_line_and_retries_for_crashes_only():
     policies = helm_instance_policies(values())
-    limit = {"key": DEANERY_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
-    assert limit in policies["concurrency"]["runs"]["tag_concurrency_limits"]
+    limits = [{"key": tag, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} for tag in DEANERY_LIMITED_TAGS]
+    assert policies["concurrency"]["runs"]["tag_concurrency_limits"] == limits
     assert policies["run_retries"]["enabled"] is True and policies["run_retries"]["max_retries"] >= 1
     assert policies["run_retries"]["retry_on_asset_or_op_failure"] is False
     assert policies["run_monitoring"]["enabled"] is True

@@ -7,6 +7,7 @@ policy test below runs against both files, so neither can drift on its own.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from dagster_postgres.utils import pg_url_from_config
 from esr_export_dagster.definitions import defs
 from esr_export_dagster.jobs import EXPORT_JOBS
 from esr_export_dagster.ops import FILE_SEQUENCE_POOL
-from esr_export_dagster.partitions import DEANERY_TAG
+from esr_export_dagster.partitions import DEANERY_LIMITED_TAGS, DEANERY_TAG, PARTITION_DEANERY_TAG
 
 from .conftest import PROJECT_ROOT
 
@@ -34,7 +35,7 @@ INSTANCE_FILES = pytest.mark.parametrize("config_path", [LOCAL, PRODUCTION], ids
 # Storage is the one section allowed to differ between the environments.
 ENVIRONMENT_SPECIFIC = {"storage"}
 
-DEANERY_LIMIT = {"key": DEANERY_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+DEANERY_LIMITS = [{"key": tag, "value": {"applyLimitPerUniqueValue": True}, "limit": 1} for tag in DEANERY_LIMITED_TAGS]
 
 
 def load(config_path: Path) -> dict[str, Any]:
@@ -47,8 +48,16 @@ def policies(config: dict[str, Any]) -> dict[str, Any]:
 
 @INSTANCE_FILES
 def test_runs_of_one_deanery_queue_behind_each_other(config_path):
-    assert DEANERY_TAG == "esr/deanery"
-    assert DEANERY_LIMIT in load(config_path)["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert DEANERY_LIMITED_TAGS == ("esr/deanery", "dagster/partition/deanery")
+    assert load(config_path)["concurrency"]["runs"]["tag_concurrency_limits"] == DEANERY_LIMITS
+
+
+def test_a_one_partition_run_carries_the_deanery_in_the_tag_dagster_adds_and_the_limit_names(harness):
+    # The tags of a one-partition run come from the job's partition set, as for the UI's one-partition
+    # Materialize; the schedule's DEANERY_TAG is given here as the schedule gives it.
+    run = harness.run(dt.date(2021, 7, 31), "EMD").dagster_run
+    assert run.tags[PARTITION_DEANERY_TAG] == "EMD"
+    assert run.tags[DEANERY_TAG] == "EMD"
 
 
 @INSTANCE_FILES
@@ -97,7 +106,7 @@ def test_telemetry_is_off(config_path):
 def test_dagster_accepts_the_instance_file_against_its_schema(config_path):
     config, custom_instance_class = dagster_instance_config(str(config_path.parent), config_path.name)
     assert custom_instance_class is None
-    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == [DEANERY_LIMIT]
+    assert config["concurrency"]["runs"]["tag_concurrency_limits"] == DEANERY_LIMITS
 
 
 def test_production_and_local_carry_identical_policies():
@@ -110,7 +119,7 @@ def test_dagster_applies_the_local_policies(tmp_path):
         assert instance.run_monitoring_enabled
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == load(LOCAL)["concurrency"]["runs"]["max_concurrent_runs"]
-        assert queue.tag_concurrency_limits == [DEANERY_LIMIT]
+        assert queue.tag_concurrency_limits == DEANERY_LIMITS
         assert instance.global_op_concurrency_default_limit == load(LOCAL)["concurrency"]["pools"]["default_limit"]
 
 
