@@ -7,16 +7,14 @@ delivery's."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import time_machine
-from dagster import DagsterEventType, build_sensor_context
+from dagster import build_sensor_context
 from dagster_aws.s3 import S3Resource
 
 from esr_export_dagster.delivery_ops import resend_export_file
@@ -34,7 +32,7 @@ from .delivery_servers import (
     S3_REGION,
     TcpGate,
 )
-from .invariants import assert_export_invariants, files_on_disk
+from .invariants import assert_export_invariants
 from .wire_proxy import Rule
 
 pytestmark = pytest.mark.integration
@@ -57,7 +55,6 @@ class Drop:
     folder: Path | None = None
     key_file: str = ""
     known_hosts: str = ""
-    patches: list = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
