@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -55,7 +55,6 @@ class Drop:
     folder: Path | None = None
     key_file: str = ""
     known_hosts: str = ""
-    patches: list = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
