@@ -17,6 +17,9 @@ from dagster import (
     MetadataValue,
     OpDefinition,
     OpExecutionContext,
+    TableColumn,
+    TableRecord,
+    TableSchema,
     job,
     op,
 )
@@ -110,7 +113,20 @@ def build_delivery_op(stream: ExportStream) -> OpDefinition:
 def _with_deliveries(
     summaries: dict[str, dict], delivered: list[Delivered], deliverer: Deliverer, stream: ExportStream
 ) -> dict[str, dict]:
-    """Each partition's summary, plus the files this run delivered for it and those still undelivered."""
+    """Each partition's summary, plus the files this run delivered for it and those still undelivered.
+
+    A file of an earlier date that this run delivered (a backlog left by a failed delivery) belongs to no
+    partition of the run: it is listed under the deanery's earliest partition here, which delivered it.
+    """
+    in_run = {(summary["deanery"], summary["run_date"]): key for key, summary in summaries.items()}
+    earliest: dict[str, str] = {}
+    for key, summary in sorted(summaries.items(), key=lambda item: item[1]["run_date"]):
+        earliest.setdefault(summary["deanery"], key)
+    delivered_for: dict[str, list[dict[str, Any]]] = {key: [] for key in summaries}
+    for d in delivered:
+        key = in_run.get((d.deanery, d.run_date.isoformat())) or earliest.get(d.deanery)
+        if key is not None:
+            delivered_for[key].append({**d.summary(), "run_date": d.run_date.isoformat()})
     result = {}
     for key, summary in summaries.items():
         names = [file["name"] for file in summary.get("files_for_partition", [])]
@@ -118,26 +134,40 @@ def _with_deliveries(
             str(entry["_id"])
             for entry in deliverer.database[EXPORT_FILE].find({"_id": {"$in": names}, UNDELIVERED: True}, {"_id": 1})
         }
-        result[key] = {
-            **summary,
-            "delivered_by_this_run": [
-                d.summary()
-                for d in delivered
-                if d.deanery == summary["deanery"] and d.run_date.isoformat() == summary["run_date"]
-            ],
-            "undelivered_files": sorted(still),
-        }
+        result[key] = {**summary, "delivered_by_this_run": delivered_for[key], "undelivered_files": sorted(still)}
     return result
+
+
+DELIVERED_TABLE_SCHEMA = TableSchema(
+    columns=[
+        TableColumn("file", "string", description="File name, as in ESR_EXPORT_DIR"),
+        TableColumn("run_date", "string", description="The file's date (an earlier one: a backlog this run delivered)"),
+        TableColumn("location", "string", description="Object key or path in ESR's drop"),
+        TableColumn("bytes", "int"),
+        TableColumn("sha256", "string", description="SHA-256 of the bytes delivered, as the file ledger records it"),
+    ]
+)
 
 
 def _delivery_metadata(destination: Destination, summary: dict) -> dict[str, Any]:
     """A partition's deliveries: where this run put its files, with their checksums, and what still waits."""
     delivered = summary["delivered_by_this_run"]
-    rows = "\n".join(f"| {d['name']} | {d['location']} | {d['size']} | `{d['sha256']}` |" for d in delivered)
     return {
         "delivery_destination": destination.describe(),
-        "delivered_files": MetadataValue.md(
-            "| file | location | bytes | SHA-256 |\n|---|---|---|---|\n" + rows if delivered else "None by this run."
+        "delivered_files": MetadataValue.table(
+            records=[
+                TableRecord(
+                    {
+                        "file": d["name"],
+                        "run_date": d["run_date"],
+                        "location": d["location"],
+                        "bytes": d["size"],
+                        "sha256": d["sha256"],
+                    }
+                )
+                for d in delivered
+            ],
+            schema=DELIVERED_TABLE_SCHEMA,
         ),
         "delivered_count": len(delivered),
         "undelivered_files": ", ".join(summary["undelivered_files"]) or "none",

@@ -223,8 +223,8 @@ def test_every_written_file_is_delivered_once_and_recorded_in_the_ledger(harness
     materialization = next(
         e.materialization for e in result.get_asset_materialization_events() if e.asset_key == harness.file_asset_key
     )
-    assert [f["name"] for f in materialization.metadata["delivered_files"].value] == [name]
-    assert materialization.metadata["delivered_files"].value[0]["sha256"] == delivered["sha256"]
+    (row,) = [record.data for record in materialization.metadata["delivered_files"].records]
+    assert (row["file"], row["sha256"], row["bytes"]) == (name, delivered["sha256"], delivered["size"])
     assert materialization.metadata["exported_records"].value == 3
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks["every_file_delivered"] is True
@@ -290,7 +290,7 @@ def test_a_destination_down_for_a_whole_run_loses_nothing_and_the_next_run_deliv
     materialization = next(
         e.materialization for e in result.get_asset_materialization_events() if e.asset_key == harness.file_asset_key
     )
-    assert [f["name"] for f in materialization.metadata["delivered_files"].value] == [
+    assert [record.data["file"] for record in materialization.metadata["delivered_files"].records] == [
         backlog,
         harness.file_name("OXF", NEXT_DATE, 2),
     ]
