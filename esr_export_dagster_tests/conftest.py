@@ -19,6 +19,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    SensorDefinition,
     SensorResult,
     build_sensor_context,
     instance_for_test,
@@ -219,15 +220,16 @@ class ExportHarness:
     def records(self) -> Collection:
         return self.database[self.stream.records_collection]
 
-    def tick_stale_sensor(self, cursor: str | None = None) -> SensorResult:
-        """One evaluation of the real stale-record sensor over this harness's resources, at the current clock."""
+    def tick_sensor(self, sensor: SensorDefinition = stale_to_export_sensor, cursor: str | None = None) -> SensorResult:
+        """One evaluation of a real sensor (the stale-record one unless told) over this harness's resources,
+        at the current clock."""
         with build_sensor_context(
             cursor=cursor,
             resources=self.resources(),
             instance=self.instance,
             repository_def=self.definitions().get_repository_def(),
         ) as context:
-            return stale_to_export_sensor(context)
+            return sensor(context)
 
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
         (summary,) = result.asset_value(self.file_asset_key).values()

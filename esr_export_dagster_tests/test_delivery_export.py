@@ -14,7 +14,6 @@ from typing import Any, Iterator
 
 import pytest
 import time_machine
-from dagster import build_sensor_context
 from dagster_aws.s3 import S3Resource
 
 from esr_export_dagster.delivery_ops import resend_export_file
@@ -428,13 +427,7 @@ def test_a_file_undelivered_past_the_alert_time_is_announced_by_name_once_and_ca
 
     def tick(now: dt.datetime, cursor: str | None):
         with time_machine.travel(now, tick=False):
-            with build_sensor_context(
-                cursor=cursor,
-                resources=harness.resources(),
-                instance=harness.instance,
-                repository_def=harness.definitions().get_repository_def(),
-            ) as context:
-                return undelivered_files_sensor(context)
+            return harness.tick_sensor(undelivered_files_sensor, cursor)
 
     now = dt.datetime.now(dt.timezone.utc)
     early = tick(now + dt.timedelta(minutes=10), None)

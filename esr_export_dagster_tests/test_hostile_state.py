@@ -365,7 +365,7 @@ def test_undated_records_are_announced_then_set_invalid_by_any_run_of_their_dean
 
 def _sensor_findings(harness) -> dict[str, str]:
     """One tick of the real stale sensor: the count it announced, by finding key."""
-    result = harness.tick_stale_sensor()
+    result = harness.tick_sensor()
     return {key: str(count) for key, (count, _) in StaleSensorCursor.parse(result.cursor).announced.items()}
 
 

@@ -134,7 +134,7 @@ def test_a_notification_still_waiting_a_day_after_its_creation_is_announced_and_
     with RecordingServer() as teams:
         notifications.alert_channels = AlertChannelsResource(teams=MSTeamsResource(hook_url=teams.url))
         with time_machine.travel(now, tick=False):
-            result = notifications.tick_stale_sensor()
+            result = notifications.tick_sensor()
 
         (text,) = teams.received
     assert "2 notification(s) in WES were created over a day ago and have not gone to ESR in a DNC file" in text

@@ -52,7 +52,7 @@ class Sensor:
 
     def tick(self, now: dt.datetime) -> SensorResult:
         with time_machine.travel(now, tick=False):
-            result = self.harness.tick_stale_sensor(self.cursor)
+            result = self.harness.tick_sensor(cursor=self.cursor)
         self.cursor = result.cursor
         return result
 
