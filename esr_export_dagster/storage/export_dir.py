@@ -38,6 +38,17 @@ class WrittenFile:
     sha256: str
 
 
+@dataclass(frozen=True)
+class StagedFile:
+    name: str
+    temp: Path
+    content: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+
 class ExportDirectory:
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
@@ -62,34 +73,55 @@ class ExportDirectory:
             ) from None
 
     def write_atomically(self, name: str, content: bytes) -> WrittenFile:
-        """Put ``content`` under ``name`` whole, unless the name is taken.
+        """Put ``content`` under ``name`` whole, unless the name is taken (``stage`` then ``publish``)."""
+        return self.publish(self.stage(name, content))
 
-        A name that already holds exactly ``content`` is this very file, written by an attempt that was cut
-        off before it could record it: that is success. A name holding anything else is refused.
+    def stage(self, name: str, content: bytes) -> StagedFile:
+        """``content`` written and flushed under a temporary name beside ``name``, not yet visible as ``name``.
+
+        A full or failing disk stops here, before anything else about the file has changed.
         """
         parse_export_file_name(name)  # only allow-listed names ever become paths
-        final = self.path / name
         temp = self.path / f"{_TEMP_PREFIX}{name}.{os.getpid()}.{uuid.uuid4().hex}"
         try:
             self._write_synced(temp, content)
-            try:
-                # A hard link, unlike a rename, never replaces what is there.
-                os.link(temp, final)
-            except FileExistsError:
-                if not self.holds(name, content):
-                    raise ExportFileConflictError(
-                        f"{name} already exists in ESR_EXPORT_DIR {str(self.path)!r} with other content; nothing "
-                        "is ever overwritten."
-                    ) from None
-            self._sync_directory()
         except OSError as error:
+            temp.unlink(missing_ok=True)
             raise ExportDirectoryError(
                 f"Could not write {name} to ESR_EXPORT_DIR {str(self.path)!r}: {_describe(error)}. "
                 "The file is written by the next run of its deanery."
             ) from None
+        return StagedFile(name, temp, content)
+
+    def publish(self, staged: StagedFile) -> WrittenFile:
+        """Give a staged file its name, unless the name is taken; the temporary file is gone either way.
+
+        A name that already holds exactly these bytes is this very file, published by an attempt that was cut
+        off before it could record it: that is success. A name holding anything else is refused.
+        """
+        final = self.path / staged.name
+        try:
+            try:
+                # A hard link, unlike a rename, never replaces what is there.
+                os.link(staged.temp, final)
+            except FileExistsError:
+                if not self.holds(staged.name, staged.content):
+                    raise ExportFileConflictError(
+                        f"{staged.name} already exists in ESR_EXPORT_DIR {str(self.path)!r} with other content; "
+                        "nothing is ever overwritten."
+                    ) from None
+            self._sync_directory()
+        except OSError as error:
+            raise ExportDirectoryError(
+                f"Could not write {staged.name} to ESR_EXPORT_DIR {str(self.path)!r}: {_describe(error)}. "
+                "The file is written by the next run of its deanery."
+            ) from None
         finally:
-            temp.unlink(missing_ok=True)
-        return WrittenFile(name, final, len(content), hashlib.sha256(content).hexdigest())
+            self.discard(staged)
+        return WrittenFile(staged.name, final, len(staged.content), staged.sha256)
+
+    def discard(self, staged: StagedFile) -> None:
+        staged.temp.unlink(missing_ok=True)
 
     def holds(self, name: str, content: bytes) -> bool:
         """Whether ``name`` is a regular file of exactly ``content``."""

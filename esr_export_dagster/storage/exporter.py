@@ -328,9 +328,11 @@ class Exporter:
         return marked
 
     def _write_file(self, batch: Batch, file: BatchFile) -> FileOutcome:
-        """Mark the file's records, then write exactly the records marked, then record the file complete.
+        """Stage the file, mark its records, publish exactly the records marked, record the file complete.
 
-        Marking comes first so that what the file holds is what is marked, whatever happens around it:
+        The bytes are staged (written under a temporary name) before any record is marked, so that a full or
+        failing disk changes no record. Marking comes before publishing so that what the file holds is what
+        is marked, whatever happens around it:
         records are marked only if they are still waiting, still of the batch's deanery and still eligible
         on the file's date; a record marked can no longer be changed upstream (only TO_EXPORT records are);
         and the bytes are rendered from the marked records, so a retry after a crash renders the same bytes.
@@ -339,17 +341,30 @@ class Exporter:
         state = self.ledger.record_file_started(batch, file)
         if state == FILE_WRITING:
             state = self._refuse_taken_name(batch, file)
+        staged = None
         if state == FILE_WRITING:
-            self._mark_for_file(batch, file)
-            documents = self._marked_for(file)
-            documents = self._set_aside_invalid(file, documents)
-            self.ledger.record_file_marked(file)
+            # The bytes the file will almost surely hold, on disk before any record changes: a full or failing
+            # disk stops the file here, with every one of its records still waiting.
+            qualifying = self._still_qualifying(batch, file)
+            staged = self.export_directory.stage(file.name, self.stream.render_file(_in_plan_order(file, qualifying))[0])
+            try:
+                self._mark_for_file(batch, file)
+                documents = self._set_aside_invalid(file, self._marked_for(file))
+                self.ledger.record_file_marked(file)
+            except BaseException:
+                self.export_directory.discard(staged)
+                raise
         else:
             documents = self._marked_for(file)
-        lines = [documents[record_id] for record_id in file.record_ids if record_id in documents]
+        lines = _in_plan_order(file, documents)
         content, report = self.stream.render_file(lines)
+        if staged is None or staged.content != content:
+            # A record changed between the two reads (or an earlier attempt marked them): the marks decide.
+            if staged is not None:
+                self.export_directory.discard(staged)
+            staged = self.export_directory.stage(file.name, content)
         try:
-            written = self.export_directory.write_atomically(file.name, content)
+            written = self.export_directory.publish(staged)
         except ExportFileConflictError as error:
             raise ExportFileConflictError(
                 f"{error} Its {len(lines)} record(s) are marked EXPORTED for it and wait for it: once the other "
@@ -387,13 +402,27 @@ class Exporter:
             "it out of ESR_EXPORT_DIR; the next run of the deanery then writes this file."
         )
 
-    def _mark_for_file(self, batch: Batch, file: BatchFile) -> None:
-        """Mark the planned records that still qualify, judged by MongoDB at the moment of marking."""
+    def _qualifying_filter(self, batch: Batch, file: BatchFile) -> dict[str, Any]:
+        """A planned record still goes in the file: still waiting, of the batch's deanery, eligible on its date."""
         anchor_from, anchor_to = self.settings.eligibility.anchor_range(file.run_date, file.run_date)
         anchor_range: dict[str, dt.datetime] = {"$lt": anchor_to}
         if anchor_from is not None:
             anchor_range["$gte"] = anchor_from
-        still_qualifies = {"status": TO_EXPORT, "deanery": batch.deanery, self.stream.anchor_field: anchor_range}
+        return {"status": TO_EXPORT, "deanery": batch.deanery, self.stream.anchor_field: anchor_range}
+
+    def _still_qualifying(self, batch: Batch, file: BatchFile) -> dict[Hashable, Mapping[str, Any]]:
+        """The planned records that would be marked now, valid ones only: what the file is staged from."""
+        return {
+            document["_id"]: document
+            for document in self.records.find(
+                {"_id": {"$in": list(file.record_ids)}, **self._qualifying_filter(batch, file)}
+            ).batch_size(_BATCH_SIZE)
+            if not self.stream.invalid_fields(document)
+        }
+
+    def _mark_for_file(self, batch: Batch, file: BatchFile) -> None:
+        """Mark the planned records that still qualify, judged by MongoDB at the moment of marking."""
+        still_qualifies = self._qualifying_filter(batch, file)
         # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime on an
         # existing document as a string.
         mark = {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}}
@@ -440,6 +469,10 @@ class Exporter:
             return documents
         self.records.bulk_write(updates, ordered=False)
         return {record_id: document for record_id, document in documents.items() if record_id not in set_aside}
+
+
+def _in_plan_order(file: BatchFile, documents: Mapping[Hashable, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    return [documents[record_id] for record_id in file.record_ids if record_id in documents]
 
 
 def _count_by_date(marked: Mapping[Hashable, dt.date]) -> dict[dt.date, int]:
