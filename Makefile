@@ -21,8 +21,10 @@ run: $(INSTALLED)
 dev: $(INSTALLED)
 	$(BIN)/esr-export-local dev
 
-## Install what the tests need and run them all.
+## Install what the tests need, check lint and formatting, and run the tests.
 test: $(INSTALLED) browser postgres sshd
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest
 
 ## Debian's Chromium for the browser test (Playwright drives it; no browser download). Needs root.

@@ -77,13 +77,18 @@ def main() -> None:
         started = time.perf_counter()
         total = seed(client, "esr_bench_backfill", days, arguments.per_day)
         seed(client, "esr_bench_one", days[:1], arguments.per_day)
-        print(f"seeded {total:,} records ({arguments.days} days x {len(DEANERIES)} deaneries x {arguments.per_day}) "
-              f"in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {total:,} records ({arguments.days} days x {len(DEANERIES)} deaneries x {arguments.per_day}) "
+            f"in {time.perf_counter() - started:.1f} s"
+        )
         for path in ("backfill", "one"):
             (Path(tmp) / path).mkdir()
         whole, runs = run(
-            uri, "esr_bench_backfill", Path(tmp) / "backfill",
-            str(export_partition_key(days[0], DEANERIES[0])), str(export_partition_key(days[-1], DEANERIES[-1])),
+            uri,
+            "esr_bench_backfill",
+            Path(tmp) / "backfill",
+            str(export_partition_key(days[0], DEANERIES[0])),
+            str(export_partition_key(days[-1], DEANERIES[-1])),
         )
         assert client["esr_bench_backfill"][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
         files = len(list((Path(tmp) / "backfill").glob("*.DAT")))
@@ -92,10 +97,14 @@ def main() -> None:
         for name in ("esr_bench_backfill", "esr_bench_one"):
             client.drop_database(name)
     partitions = arguments.days * len(DEANERIES)
-    print(f"backfill of {partitions} partitions: {runs} run(s) launched (goal <= 13), {files} files, "
-          f"{whole:.1f} s wall (goal < 60 s), {total / whole:,.0f} records/s")
-    print(f"one partition's run: {single:.2f} s; the whole backfill took {whole / single:.1f}x one partition "
-          f"(running the {partitions} partitions one by one would take about {partitions * single:.0f} s)")
+    print(
+        f"backfill of {partitions} partitions: {runs} run(s) launched (goal <= 13), {files} files, "
+        f"{whole:.1f} s wall (goal < 60 s), {total / whole:,.0f} records/s"
+    )
+    print(
+        f"one partition's run: {single:.2f} s; the whole backfill took {whole / single:.1f}x one partition "
+        f"(running the {partitions} partitions one by one would take about {partitions * single:.0f} s)"
+    )
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import os
 import resource
 import tempfile
-from typing import Iterator
+from collections.abc import Iterator
 
 from bson import ObjectId
 from dagster import JobDefinition

@@ -70,8 +70,14 @@ def floor(client: MongoClient, name: str, out: Path) -> float:
                 ids.append(document["_id"])
                 applicant = document["applicant"]
                 writer.writerow(
-                    ["APP", document["placementId"], document["positionId"], document["positionNumber"],
-                     document["deaneryPostNumber"], *(str(value) for value in applicant.values())]
+                    [
+                        "APP",
+                        document["placementId"],
+                        document["positionId"],
+                        document["positionNumber"],
+                        document["deaneryPostNumber"],
+                        *(str(value) for value in applicant.values()),
+                    ]
                 )
         collection.update_many({"_id": {"$in": ids}}, {"$set": {"status": EXPORTED, "exportedFileName": file_name}})
     return time.perf_counter() - started
@@ -83,7 +89,9 @@ def job_runs(uri: str, name: str, out: Path, single_run: bool) -> float:
         started = time.perf_counter()
         if single_run:
             first, last = (str(export_partition_key(RUN_DATE, d)) for d in (DEANERIES[0], DEANERIES[-1]))
-            assert job.execute_in_process(instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last)).success
+            assert job.execute_in_process(
+                instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last)
+            ).success
         else:
             for deanery in DEANERIES:
                 assert job.execute_in_process(
@@ -103,7 +111,9 @@ def main() -> None:
     with benchmark_mongodb() as uri, MongoClient(uri) as client, tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         seed(client, names, arguments.records)
-        print(f"seeded {arguments.records:,} eligible records x {len(names)} databases in {time.perf_counter() - started:.1f} s")
+        print(
+            f"seeded {arguments.records:,} eligible records x {len(names)} databases in {time.perf_counter() - started:.1f} s"
+        )
         outputs = [Path(tmp) / n for n in names]
         for path in outputs:
             path.mkdir()
@@ -114,8 +124,12 @@ def main() -> None:
             assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0, name
             client.drop_database(name)
     print(f"(a) floor, plain pymongo:            {a:7.2f} s  ({arguments.records / a:,.0f} records/s)")
-    print(f"(b) job, one run over 13 partitions: {b:7.2f} s  ({arguments.records / b:,.0f} records/s)  (b)/(a) = {b / a:.2f}  (goal <= 1.5)")
-    print(f"    job, 13 one-partition runs:      {b13:7.2f} s  ({arguments.records / b13:,.0f} records/s)  ratio = {b13 / a:.2f}")
+    print(
+        f"(b) job, one run over 13 partitions: {b:7.2f} s  ({arguments.records / b:,.0f} records/s)  (b)/(a) = {b / a:.2f}  (goal <= 1.5)"
+    )
+    print(
+        f"    job, 13 one-partition runs:      {b13:7.2f} s  ({arguments.records / b13:,.0f} records/s)  ratio = {b13 / a:.2f}"
+    )
     print(f"peak RSS of this process: {peak_rss_mb():.0f} MB (goal < 500 MB)")
 
 

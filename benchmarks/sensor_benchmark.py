@@ -28,7 +28,7 @@ DATABASE = "esr_sensor_benchmark"
 
 
 def seed(uri: str, total: int) -> int:
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     with MongoClient(uri) as client:
         client.drop_database(DATABASE)
         database = client[DATABASE]
@@ -74,8 +74,10 @@ def main() -> None:
                     result = stale_to_export_sensor(context)
                     durations.append(time.perf_counter() - started)
                 cursor = result.cursor
-        print(f"sensor tick over {arguments.records:,} records: median {statistics.median(durations):.3f} s, "
-              f"min {min(durations):.3f} s, max {max(durations):.3f} s ({arguments.ticks} ticks; goal < 1 s)")
+        print(
+            f"sensor tick over {arguments.records:,} records: median {statistics.median(durations):.3f} s, "
+            f"min {min(durations):.3f} s, max {max(durations):.3f} s ({arguments.ticks} ticks; goal < 1 s)"
+        )
         print(f"run requests on the last tick: {len(result.run_requests or [])}; peak RSS {peak_rss_mb():.0f} MB")
 
 

@@ -5,8 +5,6 @@ configured, alerts are logged at WARNING and shown on the sensor tick. Alert tex
 dates, deaneries and post numbers only.
 """
 
-from typing import Optional
-
 from dagster import ConfigurableResource
 from dagster_msteams import Card, MSTeamsResource
 from dagster_msteams.adaptive_card import AdaptiveCard
@@ -21,7 +19,7 @@ SLACK = "slack"
 class EsrSlackResource(SlackResource):
     """dagster-slack's resource, with an optional API address (a Slack proxy, or a test server)."""
 
-    api_url: Optional[str] = Field(default=None, description="Slack Web API base URL; Slack's own when unset.")
+    api_url: str | None = Field(default=None, description="Slack Web API base URL; Slack's own when unset.")
 
     def get_client(self) -> WebClient:
         if self.api_url:
@@ -32,12 +30,14 @@ class EsrSlackResource(SlackResource):
 class AlertChannelsResource(ConfigurableResource):
     """The channels alerts are posted to; each is optional."""
 
-    teams: Optional[MSTeamsResource] = None
-    slack: Optional[EsrSlackResource] = None
-    slack_channel: Optional[str] = Field(default=None, description="Slack channel, e.g. #esr-monitoring")
+    teams: MSTeamsResource | None = None
+    slack: EsrSlackResource | None = None
+    slack_channel: str | None = Field(default=None, description="Slack channel, e.g. #esr-monitoring")
 
     def channels(self) -> list[str]:
-        return [name for name, configured in ((TEAMS, self.teams), (SLACK, self.slack and self.slack_channel)) if configured]
+        return [
+            name for name, configured in ((TEAMS, self.teams), (SLACK, self.slack and self.slack_channel)) if configured
+        ]
 
     def deliver(self, text: str, channels: list[str]) -> list[str]:
         """Post ``text`` to each of ``channels``; returns those that failed (to be tried again)."""

@@ -119,7 +119,9 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
     )
     def file_numbers_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
         database = mongodb.get_database()
-        per_deanery = {deanery: _sequence_report(database, stream, deanery) for deanery in run_dates_by_deanery(context)}
+        per_deanery = {
+            deanery: _sequence_report(database, stream, deanery) for deanery in run_dates_by_deanery(context)
+        }
         passed = all([report.pop("passed") for report in per_deanery.values()])
         gaps = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["gaps"]]
         repeats = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["duplicates"]]
@@ -170,7 +172,9 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         return AssetCheckResult(
             passed=not mismatched,
             severity=AssetCheckSeverity.ERROR,
-            description=f"{len(mismatched)} file(s) disagree with the records. What to do: {FILES_WHAT_TO_DO}" if mismatched else None,
+            description=f"{len(mismatched)} file(s) disagree with the records. What to do: {FILES_WHAT_TO_DO}"
+            if mismatched
+            else None,
             metadata={"files_checked": checked, "mismatched_files": MetadataValue.text(_ids(mismatched))},
         )
 

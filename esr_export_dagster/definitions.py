@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Mapping
+from collections.abc import Mapping
 
 from dagster import ConfigurableResource, Definitions, EnvVar
 from dagster_msteams import MSTeamsResource

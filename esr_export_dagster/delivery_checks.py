@@ -1,7 +1,7 @@
 """``every_file_delivered``: the asset check that fails while a partition's written file is not in ESR's drop."""
 
 import datetime as dt
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from dagster import (
     AssetCheckExecutionContext,

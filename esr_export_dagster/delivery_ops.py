@@ -83,9 +83,13 @@ def build_delivery_op(stream: ExportStream) -> OpDefinition:
                 context.log.info(
                     f"{delivered.deanery}: delivered {delivered.name} to {receipt.destination} as {receipt.location} "
                     f"({receipt.size} bytes, SHA-256 {receipt.sha256[:12]}...)"
-                    + (", found there already with the same bytes (an earlier attempt put it)" if receipt.already_there else "")
+                    + (
+                        ", found there already with the same bytes (an earlier attempt put it)"
+                        if receipt.already_there
+                        else ""
+                    )
                 )
-            for name, reason in sorted(outcome.refused.items()):
+            for _name, reason in sorted(outcome.refused.items()):
                 context.log.error(f"Not delivered: {reason}")
             delivered_summaries = _with_deliveries(summaries, outcome.delivered, deliverer, stream)
             # The asset's output comes from this op: one materialization per partition, each with its own

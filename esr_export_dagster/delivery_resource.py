@@ -1,7 +1,5 @@
 """The delivery resource: where ESR's drop is (ESR_DELIVERY_URL) and how to reach it, with no secret in it."""
 
-from typing import Optional
-
 from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
@@ -23,19 +21,19 @@ class DeliveryResource(ConfigurableResource):
     local_folder: str = Field(
         default=DEFAULT_LOCAL_DROP, description="ESR_DELIVERY_DIR: the local drop folder used when no URL is set."
     )
-    ssh_key_file: Optional[str] = Field(
+    ssh_key_file: str | None = Field(
         default=None, description="ESR_DELIVERY_SSH_KEY_FILE: the private key file for SFTP (never its contents)."
     )
-    known_hosts_file: Optional[str] = Field(
+    known_hosts_file: str | None = Field(
         default=None,
         description="ESR_DELIVERY_KNOWN_HOSTS: the known-hosts file the SFTP server's host key must be in.",
     )
-    s3_kms_key_id: Optional[str] = Field(
+    s3_kms_key_id: str | None = Field(
         default=None, description="ESR_DELIVERY_S3_KMS_KEY_ID: encrypt with this KMS key instead of S3's AES256."
     )
     # Credentials, region and endpoint come from boto3's standard chain (AWS_* variables, web identity,
     # instance role) unless this sets them.
-    s3: Optional[S3Resource] = None
+    s3: S3Resource | None = None
     sftp_timeout_seconds: int = Field(default=15, description="Connect, banner and authentication timeout for SFTP.")
     undelivered_alert_minutes: int = Field(
         default=DEFAULT_UNDELIVERED_ALERT_MINUTES,

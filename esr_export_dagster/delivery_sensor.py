@@ -51,7 +51,7 @@ def undelivered_files_sensor(
     stale_policy: StaleRecordPolicyResource,
     alert_channels: AlertChannelsResource,
 ):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     cutoff = now.replace(tzinfo=None) - dt.timedelta(minutes=delivery.undelivered_alert_minutes)
     try:
         where = delivery.target().describe()

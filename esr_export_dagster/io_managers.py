@@ -7,7 +7,7 @@ downstream assets see one value per partition either way.
 """
 
 from collections.abc import Mapping
-from typing import Any, Optional
+from typing import Any
 
 from dagster import ConfigurableIOManagerFactory, DagsterInvariantViolationError, InitResourceContext, OutputContext
 from dagster._core.storage.fs_io_manager import PickledObjectFilesystemIOManager
@@ -40,7 +40,7 @@ def _keyed_by_partition(context: OutputContext, obj: Any) -> bool:
 class ExportIOManager(ConfigurableIOManagerFactory):
     """Pickles outputs under Dagster's storage directory (or ``base_dir``), one file per partition."""
 
-    base_dir: Optional[str] = Field(default=None, description="Defaults to the instance's storage directory.")
+    base_dir: str | None = Field(default=None, description="Defaults to the instance's storage directory.")
 
     def create_io_manager(self, context: InitResourceContext) -> PartitionPickleIOManager:
         base_dir = self.base_dir or context.instance.storage_directory()  # type: ignore[union-attr]

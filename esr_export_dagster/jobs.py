@@ -31,7 +31,7 @@ _JOB_BY_FILE_TYPE = {
 }
 
 
-def export_job(stream: ExportStream) -> "UnresolvedAssetJobDefinition":
+def export_job(stream: ExportStream) -> UnresolvedAssetJobDefinition:
     """The stream's daily job (resolve it through the Definitions that serve it)."""
     return _JOB_BY_FILE_TYPE[stream.file_type][0]
 

@@ -9,8 +9,9 @@ names ids and fields, never personal data.
 import contextlib
 import datetime as dt
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -188,7 +189,9 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
                     "export_past_start is true: records whose trainee has already started go out in this run's "
                     "files (the trust confirmed it did not hire by hand)"
                 )
-            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, withhold_started_by)
+            return _open_batches(
+                context, stream, record_selection, mongodb, export_directory, export_policy, withhold_started_by
+            )
 
     else:
 

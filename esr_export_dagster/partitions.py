@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 from collections import defaultdict
-from typing import Mapping
+from collections.abc import Mapping
 
 from dagster import (
     AssetExecutionContext,
@@ -34,7 +34,7 @@ def first_partition_date(environ: Mapping[str, str]) -> str:
         raise ValueError(
             f"{FIRST_PARTITION_DATE_VARIABLE} must be a date written YYYY-MM-DD, such as {DEFAULT_FIRST_PARTITION_DATE}"
         ) from None
-    if first > dt.datetime.now(dt.timezone.utc).date():
+    if first > dt.datetime.now(dt.UTC).date():
         raise ValueError(f"{FIRST_PARTITION_DATE_VARIABLE} must not lie in the future: the grid would be empty")
     return first.isoformat()
 

@@ -1,7 +1,6 @@
 """Resources: where the records live, where the files go, and the export's business policy."""
 
 import datetime as dt
-from typing import Optional
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -26,7 +25,7 @@ class MongoDBResource(ConfigurableResource):
         default=5000, description="How long to wait for a reachable server before failing the step."
     )
 
-    _client: Optional[MongoClient] = PrivateAttr(default=None)
+    _client: MongoClient | None = PrivateAttr(default=None)
 
     def get_database(self) -> Database:
         """The database, after proving the server answers; connects on first use, never at import."""
@@ -57,9 +56,7 @@ class ExportPolicyResource(ConfigurableResource):
     earliest_start_offset_days: int = Field(
         default=2, description="A record is eligible on day D if it starts on or after D + this many days."
     )
-    latest_start_offset_weeks: int = Field(
-        default=13, description="... and before D + this many weeks."
-    )
+    latest_start_offset_weeks: int = Field(default=13, description="... and before D + this many weeks.")
     max_records_per_post: int = Field(
         default=ESR_MAX_APPLICANTS_PER_POST,
         description="ESR quarantines a file holding more applicants than this for one post.",
@@ -95,10 +92,10 @@ class WallClockResource(ConfigurableResource):
     """
 
     def now(self) -> dt.datetime:
-        return dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.now(dt.UTC)
 
     def today(self) -> dt.date:
-        return self.now().astimezone(dt.timezone.utc).date()
+        return self.now().astimezone(dt.UTC).date()
 
 
 class FixedClockResource(WallClockResource):
@@ -112,7 +109,7 @@ class FixedClockResource(WallClockResource):
     @classmethod
     def scheduled_on(cls, run_date: dt.date) -> "FixedClockResource":
         """The clock as the daily schedule's run of ``run_date`` would read it."""
-        return cls(at=dt.datetime.combine(run_date, DAILY_RUN_TIME_UTC, tzinfo=dt.timezone.utc).isoformat())
+        return cls(at=dt.datetime.combine(run_date, DAILY_RUN_TIME_UTC, tzinfo=dt.UTC).isoformat())
 
 
 def build_exporter(
@@ -146,7 +143,8 @@ class StaleRecordPolicyResource(ConfigurableResource):
         default=True, description="Request runs for partitions that would still export overdue or at-risk records."
     )
     ui_url: str = Field(
-        default="http://127.0.0.1:3000", description="The Dagster UI's address, for links in alerts (ESR_DAGSTER_UI_URL)."
+        default="http://127.0.0.1:3000",
+        description="The Dagster UI's address, for links in alerts (ESR_DAGSTER_UI_URL).",
     )
 
     def policy(self, export_policy: ExportPolicyResource) -> StalePolicy:

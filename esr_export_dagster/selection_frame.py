@@ -6,7 +6,7 @@ Dagster's IO manager stores it between the two assets; the export op turns it ba
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
@@ -98,6 +98,7 @@ def selections_from_frame(frame: pd.DataFrame | Mapping[str, pd.DataFrame]) -> d
                 rows["run_date"].tolist(),
                 rows["invalid_fields"].tolist(),
                 rows["conflict"].tolist(),
+                strict=True,
             )
         )
         selections[str(deanery)] = Selection(str(deanery), read_at, records)

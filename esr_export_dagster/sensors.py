@@ -77,7 +77,7 @@ def stale_to_export_sensor(
     stale_policy: StaleRecordPolicyResource,
     alert_channels: AlertChannelsResource,
 ):
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     database = mongodb.get_database()
     # Only the index its own query needs: a failing build of the export's indexes (duplicates upstream,
     # say) must not silence the alerts.
@@ -85,7 +85,7 @@ def stale_to_export_sensor(
         ensure_queue_index(database, stream)
     policy = stale_policy.policy(export_policy)
     findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
-    late_before = now.astimezone(dt.timezone.utc).replace(tzinfo=None) - policy.notification_late_after
+    late_before = now.astimezone(dt.UTC).replace(tzinfo=None) - policy.notification_late_after
     findings += classify_notifications(pending_notifications(database, created_before=late_before), now, policy)
     cursor = StaleSensorCursor.parse(context.cursor)
     announcements, memory = plan_announcements(findings, cursor.memory(), now, stale_policy.ui_url, policy)
@@ -168,4 +168,3 @@ def _failure_text(data: Any) -> str:
     if failure is not None and failure.description:
         return failure.description
     return data.error.cls_name if data.error is not None else "unknown error"
-

@@ -48,7 +48,7 @@ class RecordingServer:
         content = payload["attachments"][0]["content"]
         return "\n".join(block["text"] for block in content.get("body", [])) or content.get("text", "")
 
-    def __enter__(self) -> "RecordingServer":
+    def __enter__(self) -> RecordingServer:
         self._thread.start()
         return self
 

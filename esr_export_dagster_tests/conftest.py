@@ -9,9 +9,10 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pytest
 from dagster import (
@@ -241,7 +242,9 @@ class ExportHarness:
         self.database[APP_RECORDS].insert_many(records)
         return records
 
-    def add_notifications(self, deanery: str, created: dt.datetime, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
+    def add_notifications(
+        self, deanery: str, created: dt.datetime, count: int = 1, **kwargs: Any
+    ) -> list[dict[str, Any]]:
         """Notifications created at ``created`` (naive UTC); title code and payload by keyword."""
         records = [notification_record(next(self.notification_ids), deanery, created, **kwargs) for _ in range(count)]
         self.database[NOTIFICATION_RECORDS].insert_many(records)
@@ -253,7 +256,9 @@ class ExportHarness:
         """Records of this stream that ``run_date`` is the first day to export."""
         if self.stream is APP_STREAM:
             return self.add(deanery, run_date + dt.timedelta(weeks=13, days=-1), count, **kwargs)
-        created = dt.datetime.combine(run_date - dt.timedelta(days=1), NOTIFICATION_RUN_TIME_UTC) + dt.timedelta(hours=1)
+        created = dt.datetime.combine(run_date - dt.timedelta(days=1), NOTIFICATION_RUN_TIME_UTC) + dt.timedelta(
+            hours=1
+        )
         return self.add_notifications(deanery, created, count, **kwargs)
 
     def add_not_yet_due(self, deanery: str, run_date: dt.date) -> list[dict[str, Any]]:
@@ -315,7 +320,9 @@ def failure_message(result: ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture
-def harness(request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path) -> Iterator[ExportHarness]:
+def harness(
+    request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path
+) -> Iterator[ExportHarness]:
     """The APP export's harness; ``each_stream`` parametrises a test over both streams."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
@@ -355,7 +362,9 @@ def sshd_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshServer]
     """Debian's OpenSSH sshd as its own process, throwaway keys, on a free port; stopped at the end."""
     if sshd_path() is None:
         if os.geteuid() != 0:
-            pytest.skip("OpenSSH's sshd is not installed and this is not root to install it (`make test` does, as root)")
+            pytest.skip(
+                "OpenSSH's sshd is not installed and this is not root to install it (`make test` does, as root)"
+            )
         subprocess.run(["apt-get", "install", "-y", "-qq", "openssh-server"], check=True, capture_output=True)
     with SshServer.started(tmp_path_factory.mktemp("sshd")) as server:
         yield server

@@ -12,9 +12,10 @@ import subprocess
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -53,7 +54,7 @@ class MotoS3:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, port: int | None = None) -> Iterator["MotoS3"]:
+    def started(cls, port: int | None = None) -> Iterator[MotoS3]:
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port or free_port(), verbose=False)
         server.start()
         host, bound = server.get_host_and_port()
@@ -95,7 +96,7 @@ class SshServer:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, workdir: Path) -> Iterator["SshServer"]:
+    def started(cls, workdir: Path) -> Iterator[SshServer]:
         sshd = sshd_path()
         if sshd is None:
             raise RuntimeError("sshd is not installed (make sshd)")

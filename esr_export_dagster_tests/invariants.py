@@ -64,7 +64,9 @@ def assert_export_invariants(
         assert placement in placements_by_file[name], f"placement {placement} is marked with {name} but not in it"
     for name, placements in placements_by_file.items():
         for placement in placements:
-            assert exported.get(placement) == name, f"{name} holds placement {placement}, marked {exported.get(placement)}"
+            assert exported.get(placement) == name, (
+                f"{name} holds placement {placement}, marked {exported.get(placement)}"
+            )
 
     # Gap-free: per deanery, file numbers run without gap or duplicate up to the counter; the ledger agrees.
     sequences: dict[str, list[int]] = defaultdict(list)
@@ -79,6 +81,7 @@ def assert_export_invariants(
         assert counter is not None and counter["seq"] == numbers[-1], f"{deanery} counter {counter} vs {numbers}"
         assert counter.get("openBatch") is None, f"{deanery} still has an open batch"
         ledger = sorted(
-            doc["seq"] for doc in database[EXPORT_FILE].find({"fileType": file_type, "deanery": deanery, "state": "COMPLETE"})
+            doc["seq"]
+            for doc in database[EXPORT_FILE].find({"fileType": file_type, "deanery": deanery, "state": "COMPLETE"})
         )
         assert ledger == numbers, f"{deanery} ledger {ledger} vs files {numbers}"

@@ -15,9 +15,9 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import psycopg2
 
@@ -82,11 +82,13 @@ class PostgresCluster:
         if completed.returncode != 0:
             raise PostgresUnavailable(f"{command[0]} failed: {completed.stderr[-2000:]}")
 
-    def start(self) -> "PostgresCluster":
+    def start(self) -> PostgresCluster:
         self._run("initdb", "-D", str(self.data_dir), "-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8")
         # Its socket in its own directory, not /var/run/postgresql (root's, and shared with anything else).
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300"
-        self._run("pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.data_dir), "-l", str(self.log_file), "-o", options, "-w", "-t", "60", "start"
+        )
         return self
 
     def stop(self) -> None:

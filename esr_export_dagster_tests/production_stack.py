@@ -13,8 +13,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 from unittest import mock
 
 import yaml
@@ -116,7 +117,7 @@ class ProductionStack:
         """Start ``dagster-daemon run``. The first start fixes the schedule's one tick; a restarted daemon
         loads the same cron, whose next tick is a day away."""
         if TEST_SCHEDULE_CRON_VARIABLE not in self.env:
-            tick = first_tick_after(dt.datetime.now(dt.timezone.utc))
+            tick = first_tick_after(dt.datetime.now(dt.UTC))
             self.env[TEST_SCHEDULE_CRON_VARIABLE] = daily_cron(tick.time())
         daemon = Path(sys.executable).with_name("dagster-daemon")
         with self.log.open("ab") as log:
@@ -170,7 +171,9 @@ class ProductionStack:
             f"\n{self.log_tail()}"
         )
 
-    def wait_for(self, condition: Callable[[list[RunRecord]], bool], what: str, timeout: float = 180) -> list[RunRecord]:
+    def wait_for(
+        self, condition: Callable[[list[RunRecord]], bool], what: str, timeout: float = 180
+    ) -> list[RunRecord]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             records = self.schedule_runs()
@@ -234,7 +237,9 @@ def latest_by_deanery(records: Iterable[RunRecord]) -> dict[str, RunRecord]:
 
 def most_in_flight(intervals: Iterable[tuple[float, float]]) -> int:
     """The largest number of the intervals that overlap at one instant."""
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals], key=lambda e: (e[0], e[1])
+    )
     current = peak = 0
     for _, change in events:
         current += change

@@ -23,13 +23,19 @@ def test_records_that_are_not_eligible_are_never_changed(harness):
         *harness.add("EMD", RUN_DATE + dt.timedelta(days=1)),  # inside 2 days: too late for this window
         *harness.add("EMD", RUN_DATE + dt.timedelta(weeks=13)),  # 13 weeks: the exclusive upper bound
         *harness.add("EMD", RUN_DATE - dt.timedelta(days=3)),  # already started
-        *harness.add("EMD", RUN_DATE + dt.timedelta(days=9), status=EXPORTED, exportedFileName="DE_EMD_APP_20210701_00000001.DAT"),
+        *harness.add(
+            "EMD", RUN_DATE + dt.timedelta(days=9), status=EXPORTED, exportedFileName="DE_EMD_APP_20210701_00000001.DAT"
+        ),
         *harness.add("EMD", RUN_DATE + dt.timedelta(days=9), status=DELETED_BEFORE_EXPORT),
         *harness.add("EMD", RUN_DATE + dt.timedelta(days=9), status=INVALID_DATA, generationError="upstream"),
         *harness.add("EOE", RUN_DATE + dt.timedelta(days=9)),  # another deanery
     ]
-    eligible = harness.add("EMD", RUN_DATE + dt.timedelta(days=2)) + harness.add("EMD", RUN_DATE + dt.timedelta(weeks=13, days=-1))
-    before = {doc["_id"]: doc for doc in harness.database[APP_RECORDS].find({"_id": {"$in": [r["_id"] for r in untouched]}})}
+    eligible = harness.add("EMD", RUN_DATE + dt.timedelta(days=2)) + harness.add(
+        "EMD", RUN_DATE + dt.timedelta(weeks=13, days=-1)
+    )
+    before = {
+        doc["_id"]: doc for doc in harness.database[APP_RECORDS].find({"_id": {"$in": [r["_id"] for r in untouched]}})
+    }
 
     summary = harness.run_ok(RUN_DATE, "EMD")
 

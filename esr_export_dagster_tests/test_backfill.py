@@ -28,7 +28,9 @@ def seed_month(harness: ExportHarness, deaneries: tuple[str, ...]) -> list[dict]
     for deanery in deaneries:
         for day in range(0, 120, 3):
             records += harness.add(deanery, FIRST + dt.timedelta(days=day), count=2)
-        records += harness.add(deanery, FIRST + dt.timedelta(days=40), count=45, post_number=f"{deanery}/RJ122/022/F1/001")
+        records += harness.add(
+            deanery, FIRST + dt.timedelta(days=40), count=45, post_number=f"{deanery}/RJ122/022/F1/001"
+        )
         (broken,) = harness.add(deanery, FIRST + dt.timedelta(days=20))
         harness.database[APP_RECORDS].update_one({"_id": broken["_id"]}, {"$unset": {"positionId": ""}})
     return records
@@ -86,7 +88,10 @@ class harness_copy:
         (tmp_path / "home_b").mkdir()
         self._instance_context = instance_for_test(temp_dir=str(tmp_path / "home_b"))
         self._harness = ExportHarness(
-            uri=mongo_uri, database=self._database, export_dir=tmp_path / "export_b", instance=self._instance_context.__enter__()
+            uri=mongo_uri,
+            database=self._database,
+            export_dir=tmp_path / "export_b",
+            instance=self._instance_context.__enter__(),
         )
 
     def __enter__(self) -> ExportHarness:
@@ -117,4 +122,7 @@ def test_a_backfill_of_fewer_dates_than_deaneries_is_one_run_per_date():
 
 
 def test_a_backfill_of_deaneries_apart_in_the_list_is_one_run_per_deanery_even_for_one_date():
-    assert run_ranges_of_a_ui_backfill(DAYS[:1], ("EOE", "KSS")) == [(f"{DAYS[0]}|EOE", f"{DAYS[0]}|EOE"), (f"{DAYS[0]}|KSS", f"{DAYS[0]}|KSS")]
+    assert run_ranges_of_a_ui_backfill(DAYS[:1], ("EOE", "KSS")) == [
+        (f"{DAYS[0]}|EOE", f"{DAYS[0]}|EOE"),
+        (f"{DAYS[0]}|KSS", f"{DAYS[0]}|KSS"),
+    ]

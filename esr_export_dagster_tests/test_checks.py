@@ -33,7 +33,7 @@ def test_a_sound_export_passes_every_check(harness):
 
 
 def test_a_record_left_past_its_start_date_fails_the_check(harness):
-    harness.now = dt.datetime.now(dt.timezone.utc)
+    harness.now = dt.datetime.now(dt.UTC)
     today = harness.now.date()
     (record,) = harness.add("EOE", today - dt.timedelta(days=1))
 

@@ -43,7 +43,7 @@ def test_the_assets_share_a_date_by_deanery_partition_grid():
         partitions = repository.asset_graph.get(_asset_key(key)).partitions_def
         dimensions = {d.name: d.partitions_def for d in partitions.partitions_defs}
         assert dimensions["deanery"].get_partition_keys() == list(DEANERIES)
-        dates = dimensions["date"].get_partition_keys(current_time=dt.datetime(2021, 7, 31, 12, tzinfo=dt.timezone.utc))
+        dates = dimensions["date"].get_partition_keys(current_time=dt.datetime(2021, 7, 31, 12, tzinfo=dt.UTC))
         assert dates[0] == "2021-07-01"
         assert dates[-1] == "2021-07-31"  # end_offset=1: today's partition already exists
 

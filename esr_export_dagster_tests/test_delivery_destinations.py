@@ -51,7 +51,11 @@ def test_an_s3_url_names_bucket_and_prefix_and_the_key_is_prefix_slash_name():
 def test_an_sftp_url_names_user_host_port_and_folder():
     target = parse_delivery_url("sftp://tis@esr.example.nhs.uk:2222/inbound", "")
     assert (target.scheme, target.user, target.host, target.port, target.path) == (
-        SFTP, "tis", "esr.example.nhs.uk", 2222, "/inbound"
+        SFTP,
+        "tis",
+        "esr.example.nhs.uk",
+        2222,
+        "/inbound",
     )
     assert target.location(NAME) == f"/inbound/{NAME}"
     assert parse_delivery_url("sftp://tis@esr.example.nhs.uk", "").port == 22
@@ -164,7 +168,10 @@ def test_s3_refusing_the_credentials_is_unavailable_and_never_shows_them(moto_s3
         aws_secret_access_key=FAKE_AWS_SECRET_ACCESS_KEY,
     )
     destination = S3Destination(parse_delivery_url("s3://esr-drop-denied/outbound", ""), client)
-    with pytest.raises(DeliveryUnavailableError, match="S3 bucket esr-drop-denied at 127.0.0.1:.* refused the credentials \\(InvalidAccessKeyId\\)") as refused:
+    with pytest.raises(
+        DeliveryUnavailableError,
+        match="S3 bucket esr-drop-denied at 127.0.0.1:.* refused the credentials \\(InvalidAccessKeyId\\)",
+    ) as refused:
         destination.put_if_absent(NAME, CONTENT)
     message = str(refused.value)
     assert FAKE_AWS_SECRET_ACCESS_KEY not in message and "AKIAWRONGWRONGWRONG1" not in message
@@ -219,7 +226,9 @@ def test_sftp_refuses_a_host_key_that_changed(sshd_server, tmp_path: Path):
     wrong.write_text(f"[127.0.0.1]:{sshd_server.port} {kind} {key}\n")
 
     with pytest.raises(DeliveryConfigurationError, match="does not match ESR_DELIVERY_KNOWN_HOSTS"):
-        sftp_destination(sshd_server, sshd_server.new_folder(), known_hosts_file=str(wrong)).put_if_absent(NAME, CONTENT)
+        sftp_destination(sshd_server, sshd_server.new_folder(), known_hosts_file=str(wrong)).put_if_absent(
+            NAME, CONTENT
+        )
 
 
 def test_sftp_refusing_the_key_is_unavailable_and_never_shows_it(sshd_server, tmp_path: Path):
@@ -235,7 +244,9 @@ def test_sftp_refusing_the_key_is_unavailable_and_never_shows_it(sshd_server, tm
 def test_sftp_down_is_unavailable_naming_host_and_folder(sshd_server):
     port = closed_port()
     folder = sshd_server.new_folder()
-    with pytest.raises(DeliveryUnavailableError, match=f"SFTP server 127.0.0.1:{port} \\(folder {folder}\\) is unreachable"):
+    with pytest.raises(
+        DeliveryUnavailableError, match=f"SFTP server 127.0.0.1:{port} \\(folder {folder}\\) is unreachable"
+    ):
         sftp_destination(sshd_server, folder, port=port).put_if_absent(NAME, CONTENT)
 
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import time_machine
@@ -118,7 +119,9 @@ class Drop:
         """ESR picks a file up (removes it from the drop), every version of it."""
         if self.kind == "s3":
             client = self.moto_s3.client()
-            for version in client.list_object_versions(Bucket=self.bucket, Prefix=f"{PREFIX}/{name}").get("Versions", []):
+            for version in client.list_object_versions(Bucket=self.bucket, Prefix=f"{PREFIX}/{name}").get(
+                "Versions", []
+            ):
                 client.delete_object(Bucket=self.bucket, Key=version["Key"], VersionId=version["VersionId"])
         else:
             (self.folder / name).unlink()
@@ -409,9 +412,14 @@ def test_resend_refuses_a_name_the_ledger_does_not_hold_and_a_tampered_archive(h
     archived.write_bytes(archived.read_bytes() + b"tampered\n")
     tampered = run_resend(harness, name)
 
-    assert not unknown.success and "The file ledger holds no file named DE_EOE_APP_20210731_00000007.DAT" in failure_message(unknown)
+    assert (
+        not unknown.success
+        and "The file ledger holds no file named DE_EOE_APP_20210731_00000007.DAT" in failure_message(unknown)
+    )
     assert not not_a_name.success and "is not an ESR export file name" in failure_message(not_a_name)
-    assert not tampered.success and f"{name} in ESR_EXPORT_DIR does not match the file ledger" in failure_message(tampered)
+    assert not tampered.success and f"{name} in ESR_EXPORT_DIR does not match the file ledger" in failure_message(
+        tampered
+    )
     assert name not in drop.view().stored()
     assert "resends" not in harness.database[EXPORT_FILE].find_one({"_id": name})
 
@@ -429,7 +437,7 @@ def test_a_file_undelivered_past_the_alert_time_is_announced_by_name_once_and_ca
         with time_machine.travel(now, tick=False):
             return harness.tick_sensor(undelivered_files_sensor, cursor)
 
-    now = dt.datetime.now(dt.timezone.utc)
+    now = dt.datetime.now(dt.UTC)
     early = tick(now + dt.timedelta(minutes=10), None)
     late = tick(now + dt.timedelta(minutes=31), early.cursor)
     again = tick(now + dt.timedelta(minutes=46), late.cursor)

@@ -317,7 +317,11 @@ def test_the_build_context_leaves_out_local_state_and_git():
 
 def helm_instance_policies(chart_values: dict[str, Any]) -> dict[str, Any]:
     """The dagster.yaml policies the chart renders from these values (its configmap-instance template)."""
-    concurrency, daemon, retention = chart_values["concurrency"], chart_values["dagsterDaemon"], chart_values["retention"]
+    concurrency, daemon, retention = (
+        chart_values["concurrency"],
+        chart_values["dagsterDaemon"],
+        chart_values["retention"],
+    )
     assert concurrency["enabled"] is True and retention["enabled"] is True
     assert daemon["runCoordinator"]["enabled"] is True and daemon["runCoordinator"]["type"] == "QueuedRunCoordinator"
     retries, monitoring = daemon["runRetries"], daemon["runMonitoring"]
@@ -356,7 +360,9 @@ def production_policies() -> dict[str, Any]:
 def tick_retention(policies: dict[str, Any]) -> dict[str, Any]:
     """Retention as Dagster applies it: the chart demands a `started` entry that Dagster defaults anyway."""
     return {
-        kind: get_tick_retention_settings(policies["retention"].get(kind), get_default_tick_retention_settings(instigator))
+        kind: get_tick_retention_settings(
+            policies["retention"].get(kind), get_default_tick_retention_settings(instigator)
+        )
         for kind, instigator in (("schedule", InstigatorType.SCHEDULE), ("sensor", InstigatorType.SENSOR))
     }
 
@@ -495,7 +501,10 @@ def _leaves(node: Any, key: str = ""):
 
 def test_the_helm_schema_check_catches_a_misspelt_key():
     misspelt = {"dagsterDaemon": {"runRetries": {"retryOnOpFailure": False}}, "concurency": {}}
-    assert sorted(_unknown_keys(misspelt, CHART_SCHEMA, ())) == ["concurency", "dagsterDaemon.runRetries.retryOnOpFailure"]
+    assert sorted(_unknown_keys(misspelt, CHART_SCHEMA, ())) == [
+        "concurency",
+        "dagsterDaemon.runRetries.retryOnOpFailure",
+    ]
 
 
 def test_the_project_pins_the_kubernetes_library_with_the_rest_of_the_dagster_family():

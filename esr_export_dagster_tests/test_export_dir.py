@@ -13,7 +13,7 @@ from esr_export_dagster.storage.errors import ExportFileConflictError
 from esr_export_dagster.storage.export_dir import ExportDirectory, ExportDirectoryError, WrittenFile
 
 NAME = "DE_EOE_APP_20210731_00000001.DAT"
-CONTENT = 'APP,4200017,318204,11223,"EOE/RGT00/021/F1/003"\n'.encode("utf-8")
+CONTENT = b'APP,4200017,318204,11223,"EOE/RGT00/021/F1/003"\n'
 NOW = 1_700_000_000.0
 
 
@@ -97,9 +97,7 @@ def test_a_written_file_is_private_and_holds_exactly_the_content(export_dir):
     assert path.read_bytes() == CONTENT
     assert mode_of(path) == 0o600
     assert mode_of(export_dir.path) == 0o700
-    assert written == WrittenFile(
-        name=NAME, path=path, size=len(CONTENT), sha256=hashlib.sha256(CONTENT).hexdigest()
-    )
+    assert written == WrittenFile(name=NAME, path=path, size=len(CONTENT), sha256=hashlib.sha256(CONTENT).hexdigest())
 
 
 def test_a_written_file_is_private_whatever_the_umask(export_dir):
@@ -298,4 +296,3 @@ def test_a_stale_partial_symlink_is_removed_and_what_it_points_to_is_left(export
 
     assert not link.is_symlink()
     assert (elsewhere / "keep.txt").read_bytes() == b"kept"
-

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
 from collections import Counter
 
@@ -27,7 +28,12 @@ class Records:
         self.by_id: dict[str, PlannedRecord] = {}
 
     def add(
-        self, post: str, count: int = 1, *, start: dt.date | None = None, run_date: dt.date = RUN_DATE,
+        self,
+        post: str,
+        count: int = 1,
+        *,
+        start: dt.date | None = None,
+        run_date: dt.date = RUN_DATE,
         placement_id: int | None = None,
     ) -> list[PlannedRecord]:
         made = []
@@ -132,7 +138,7 @@ def test_file_k_takes_the_kth_block_of_each_post_earliest_start_first():
         set(a[80:]),
     ]
     # No record of a later file starts before one of the same post in an earlier file.
-    for earlier, later in zip(files, files[1:]):
+    for earlier, later in itertools.pairwise(files):
         for post in ("POST-A", "POST-B"):
             earlier_starts = [r.anchor_date for r in records.of(earlier) if r.post_number == post]
             later_starts = [r.anchor_date for r in records.of(later) if r.post_number == post]

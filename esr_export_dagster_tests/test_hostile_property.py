@@ -22,9 +22,10 @@ import string
 import tempfile
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import bson
 import pytest
@@ -128,7 +129,9 @@ FRAGMENTS = (
 )
 # Characters with nothing to see: C0 and C1 controls, line and paragraph separators, zero-width space, BOM. A
 # mandatory name made only of these is blank.
-INVISIBLE_CHARACTERS = "".join(chr(c) for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]) + "\u2028\u2029\u200b\ufeff"
+INVISIBLE_CHARACTERS = (
+    "".join(chr(c) for c in [*range(0x00, 0x20), 0x7F, *range(0x80, 0xA0)]) + "\u2028\u2029\u200b\ufeff"
+)
 FORMULAS = ("=1+1", "+44 1632 960000", "-2+3", "@SUM(1,2)", '=HYPERLINK("http://example.invalid","x")')
 
 
@@ -152,7 +155,9 @@ class GeneratedRecord:
         doc = self.document
         shown = sorted(self.hostile_fields | {"_id", "placementId", "status", "deanery", "startDate"})
         fields = [
-            f"{path} (flat key)={_short(doc[path], 120)}" if "." in path and path in doc else f"{path}={_short(_get(doc, path), 120)}"
+            f"{path} (flat key)={_short(doc[path], 120)}"
+            if "." in path and path in doc
+            else f"{path}={_short(_get(doc, path), 120)}"
             for path in shown
         ]
         return f"record({', '.join(fields)})"
@@ -189,7 +194,9 @@ wrong_values = st.one_of(
     st.text(max_size=12),
     st.floats(allow_nan=False, allow_infinity=False),
     st.booleans(),
-    st.dictionaries(st.text(string.ascii_letters, min_size=1, max_size=4), st.integers(-5, 5) | st.text(max_size=3), max_size=2),
+    st.dictionaries(
+        st.text(string.ascii_letters, min_size=1, max_size=4), st.integers(-5, 5) | st.text(max_size=3), max_size=2
+    ),
     st.lists(st.integers(-5, 5) | st.text(max_size=3), max_size=3),
     st.just(2**63 - 1),
     st.integers(max_value=-1, min_value=-(2**63)),
@@ -244,7 +251,18 @@ mutations = st.one_of(
     st.tuples(st.just("flat"), st.sampled_from(NESTED_MANDATORY_PATHS), st.none()),
 )
 
-STATUSES = (TO_EXPORT, TO_EXPORT, TO_EXPORT, TO_EXPORT, INVALID_DATA, DELETED_BEFORE_EXPORT, EXPORTED, None, "to_export", 1)
+STATUSES = (
+    TO_EXPORT,
+    TO_EXPORT,
+    TO_EXPORT,
+    TO_EXPORT,
+    INVALID_DATA,
+    DELETED_BEFORE_EXPORT,
+    EXPORTED,
+    None,
+    "to_export",
+    1,
+)
 DEANERY_VALUES = (DEANERY, DEANERY, DEANERY, DEANERY, OTHER_DEANERY, "emd", None, MISSING, "XXX")
 DUPLICATE_KINDS = ("same", "exported_twin", "float_twin", "other_deanery_twin")
 
@@ -460,7 +478,9 @@ class RunOutcome:
     logs: dict[str, str]
 
 
-def _assert_the_run_succeeded_or_failed_naming_the_duplicate(outcome: RunOutcome, records: list[GeneratedRecord]) -> None:
+def _assert_the_run_succeeded_or_failed_naming_the_duplicate(
+    outcome: RunOutcome, records: list[GeneratedRecord]
+) -> None:
     if outcome.success:
         return
     message = outcome.failure
@@ -492,7 +512,8 @@ def _assert_record_exported_invalid_or_untouched(
     changed = sorted(
         key
         for key in inserted
-        if key not in allowed_to_change and (key not in document or not _same_bytes({key: document[key]}, {key: inserted[key]}))
+        if key not in allowed_to_change
+        and (key not in document or not _same_bytes({key: document[key]}, {key: inserted[key]}))
     )
     assert not changed, f"{record.describe()}: fields {changed} were changed by the export"
     status = document.get("status")
@@ -561,7 +582,9 @@ def _assert_files_are_clean_csv(
         assert sorted(row[1] for row in rows) == references, f"{name} does not hold the placement ids marked with it"
         for row in rows:
             record = next(record for record in marked if str(record.document["placementId"]) == row[1])
-            assert len(row) == EXPORT_FILE_FIELDS and row[0] == "APP", f"{name}: the line of {record.describe()} has {len(row)} fields"
+            assert len(row) == EXPORT_FILE_FIELDS and row[0] == "APP", (
+                f"{name}: the line of {record.describe()} has {len(row)} fields"
+            )
             blank = [column for index, column in MANDATORY_COLUMNS.items() if not _visible(row[index])]
             assert not blank, f"{name}: the line of {record.describe()} has blank mandatory columns {blank}"
             for index, column in enumerate(APP_COLUMNS, start=1):
@@ -574,7 +597,9 @@ def _assert_files_are_clean_csv(
 
 def _assert_no_number_burned_and_no_partial_file(harness: ExportHarness, files: dict[str, bytes]) -> None:
     counter = harness.database[COUNTER].find_one({"_id": f"APP_{DEANERY}"}) or {}
-    assert counter.get("seq", 0) == len(files), f"counter APP_{DEANERY} at {counter.get('seq')!r} for {len(files)} file(s)"
+    assert counter.get("seq", 0) == len(files), (
+        f"counter APP_{DEANERY} at {counter.get('seq')!r} for {len(files)} file(s)"
+    )
     leftovers = sorted(path.name for path in harness.export_dir.glob("*") if path.name not in files)
     assert not leftovers, f"the export directory holds {leftovers} besides the files"
 

@@ -87,7 +87,9 @@ def test_a_file_that_takes_the_name_while_a_run_writes_is_never_overwritten_and_
     assert stray.read_bytes() == b"dropped here by hand\n"
     assert _statuses(harness, records) == [TO_EXPORT] * 3
     for _ in range(2):  # the file keeps its number, however often it is refused
-        _refused(harness, RUN_DATE, "EOE", f"{name} already exists in ESR_EXPORT_DIR, but this export has not written it")
+        _refused(
+            harness, RUN_DATE, "EOE", f"{name} already exists in ESR_EXPORT_DIR, but this export has not written it"
+        )
         assert _counter(harness, "EOE")["seq"] == 1
         assert _statuses(harness, records) == [TO_EXPORT] * 3
     stray.rename(harness.export_dir.parent / "moved-aside.DAT")
@@ -137,7 +139,9 @@ def test_a_lost_counter_with_files_the_ledger_does_not_know_is_refused_never_res
     assert list(files_on_disk(harness.export_dir, file_type=harness.stream.file_type)) == [first.name]
     # The README's remedy: set the counter to the last number ESR received. The ledger of file 1 is gone
     # with the backup, so the invariants are checked from the restored counter on.
-    harness.database[COUNTER].insert_one({"_id": harness.stream.counter_id("EOE"), "seq": 1, "version": 0, "openBatch": None})
+    harness.database[COUNTER].insert_one(
+        {"_id": harness.stream.counter_id("EOE"), "seq": 1, "version": 0, "openBatch": None}
+    )
     summary = harness.run_ok(NEXT_DATE, "EOE")
     assert summary["files_written_by_this_run"] == [harness.file_name("EOE", NEXT_DATE, 2)]
     assert sorted(file_placements(harness.export_dir / harness.file_name("EOE", NEXT_DATE, 2))) == sorted(
@@ -281,7 +285,9 @@ def test_duplicate_references_are_set_aside_by_reference_and_block_no_deanery(ha
         {"_id": ObjectId(), harness.stream.reference_field: reference, "deanery": "EOE", "status": EXPORTED}
     )
     twins = harness.add_due("EOE", RUN_DATE, count=2)
-    harness.records.update_one({"_id": twins[1]["_id"]}, {"$set": {harness.stream.reference_field: harness.reference(twins[0])}})
+    harness.records.update_one(
+        {"_id": twins[1]["_id"]}, {"$set": {harness.stream.reference_field: harness.reference(twins[0])}}
+    )
     elsewhere = harness.add_due("MER", RUN_DATE, count=2)
 
     harness.run_ok(RUN_DATE, "MER")
@@ -291,7 +297,10 @@ def test_duplicate_references_are_set_aside_by_reference_and_block_no_deanery(ha
     for record in [waiting_again, *twins]:
         document = harness.records.find_one({"_id": record["_id"]})
         assert document["status"] == INVALID_DATA
-        assert f"Duplicate {harness.stream.reference_field} {document[harness.stream.reference_field]}" in document["generationError"]
+        assert (
+            f"Duplicate {harness.stream.reference_field} {document[harness.stream.reference_field]}"
+            in document["generationError"]
+        )
     (name,) = summary["files_written_by_this_run"]
     assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in good)
     assert _statuses(harness, elsewhere) == [EXPORTED] * 2
@@ -343,7 +352,7 @@ def test_undated_records_are_announced_then_set_invalid_by_any_run_of_their_dean
     undated = harness.add_due("EOE", RUN_DATE, count=5)
     anchor = harness.stream.anchor_field
     harness.records.update_one({"_id": undated[0]["_id"]}, {"$unset": {anchor: ""}})
-    for record, value in zip(undated[1:], _undated_values(harness.stream)):
+    for record, value in zip(undated[1:], _undated_values(harness.stream), strict=True):
         harness.records.update_one({"_id": record["_id"]}, {"$set": {anchor: value}})
     category = UNDATED if harness.stream is APP_STREAM else UNDATED_NOTIFICATION
 

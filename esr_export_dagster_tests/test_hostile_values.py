@@ -143,9 +143,7 @@ def test_a_mandatory_name_of_control_characters_only_becomes_invalid_data(harnes
     valid = harness.add_due(DEANERY, RUN_DATE, count=2)
     columns = columns_of(harness)
     blanks = ["\x00\x07", "\x80\x85\x9f", "\x1b \x01", "\u2028\x7f\u2029", " \x00 "]
-    broken = {
-        name: [add_due_with(harness, **{name: blank}) for blank in blanks] for name in MANDATORY_NAMES[file_type]
-    }
+    broken = {name: [add_due_with(harness, **{name: blank}) for blank in blanks] for name in MANDATORY_NAMES[file_type]}
 
     summary = harness.run_ok(RUN_DATE, DEANERY)
 

@@ -25,7 +25,10 @@ pytestmark = [pytest.mark.integration, each_stream]
 STARTERS = dt.date(2021, 8, 4)
 ADDED_LATE = dt.datetime(2021, 7, 30, 17, 45)
 # The APP export's tick, and the DNC export's an hour later.
-TICKS = {"APP": dt.datetime(2021, 7, 31, 13, 0, tzinfo=dt.timezone.utc), "DNC": dt.datetime(2021, 7, 31, 14, 0, tzinfo=dt.timezone.utc)}
+TICKS = {
+    "APP": dt.datetime(2021, 7, 31, 13, 0, tzinfo=dt.UTC),
+    "DNC": dt.datetime(2021, 7, 31, 14, 0, tzinfo=dt.UTC),
+}
 PER_DEANERY = 4
 
 

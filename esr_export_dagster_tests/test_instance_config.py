@@ -115,7 +115,10 @@ def test_production_and_local_carry_identical_policies():
 
 def test_dagster_applies_the_local_policies(tmp_path):
     with instance_for_test(overrides=load(LOCAL), temp_dir=str(tmp_path)) as instance:
-        assert instance.run_retries_enabled and instance.run_retries_max_retries == load(LOCAL)["run_retries"]["max_retries"]
+        assert (
+            instance.run_retries_enabled
+            and instance.run_retries_max_retries == load(LOCAL)["run_retries"]["max_retries"]
+        )
         assert instance.run_monitoring_enabled
         queue = instance.get_concurrency_config().run_queue_config
         assert queue.max_concurrent_runs == load(LOCAL)["concurrency"]["runs"]["max_concurrent_runs"]

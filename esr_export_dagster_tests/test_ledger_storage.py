@@ -66,7 +66,10 @@ def test_packed_ids_of_a_truncated_value_are_refused():
     ("damage", "named"),
     [
         ({"files": "all of them"}, "files is 'all of them' (text), not a list of planned files"),
-        ({"files": [{"runDate": "2021-07-31", "recordIds": [], "largestPostCount": 1}]}, "files[0] is not a planned file"),
+        (
+            {"files": [{"runDate": "2021-07-31", "recordIds": [], "largestPostCount": 1}]},
+            "files[0] is not a planned file",
+        ),
         ({"firstSeq": -3}, "firstSeq is -3"),
         ({"deanery": None}, "deanery is null"),
     ],
@@ -91,7 +94,9 @@ def test_a_number_already_in_the_ledger_under_another_name_is_refused_before_the
     )
     batch = ledger.number_batch("EOE", _open(ledger, (ObjectId(),)))
 
-    with pytest.raises(ExportFileConflictError, match="already holds DE_EOE_APP_20210730_00000001.DAT under APP number 1"):
+    with pytest.raises(
+        ExportFileConflictError, match="already holds DE_EOE_APP_20210730_00000001.DAT under APP number 1"
+    ):
         ledger.record_file_started(batch, batch.files[0])
 
     assert database[EXPORT_FILE].count_documents({}) == 1

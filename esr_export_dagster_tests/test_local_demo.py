@@ -54,7 +54,11 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
     def make_run() -> str:
         done = subprocess.run(
             [sys.executable, "-m", "esr_export_dagster.local.cli", "run"],
-            env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
+            env=env,
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
         )
         assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
         assert "Warning" not in done.stdout + done.stderr, done.stderr[-2000:]

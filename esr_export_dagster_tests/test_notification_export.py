@@ -129,7 +129,7 @@ def test_a_notification_arriving_during_the_run_fails_the_check(notifications, f
 def test_a_notification_still_waiting_a_day_after_its_creation_is_announced_and_caught_up(notifications):
     late = notifications.add_notifications("WES", dt.datetime(2021, 7, 30, 9, 0), count=2)
     notifications.add_notifications("WES", dt.datetime(2021, 7, 31, 10, 0))  # not a day old yet
-    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2021, 7, 31, 15, 0, tzinfo=dt.UTC)
 
     with RecordingServer() as teams:
         notifications.alert_channels = AlertChannelsResource(teams=MSTeamsResource(hook_url=teams.url))
@@ -141,7 +141,11 @@ def test_a_notification_still_waiting_a_day_after_its_creation_is_announced_and_
     assert f"Notification ids: {late[0]['notificationId']}, {late[1]['notificationId']}." in text
     assert "/assets/notification_export_file?view=partitions&partition=2021-07-31|WES" in text
     for record in late:
-        for field in ("nextAppointmentTraineeLastName", "nextAppointmentTraineeEmailAddress", "currentTraineeGmcNumber"):
+        for field in (
+            "nextAppointmentTraineeLastName",
+            "nextAppointmentTraineeEmailAddress",
+            "currentTraineeGmcNumber",
+        ):
             assert str(record[field]) not in text
     (request,) = result.run_requests
     assert request.job_name == "daily_notification_export_job"

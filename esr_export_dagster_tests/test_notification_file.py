@@ -167,7 +167,9 @@ def test_a_malformed_value_is_left_empty_and_counted_by_column_name():
 # --- the contract ------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("record", [next_trainee(), withdrawal(), changed_dates(), new_post()], ids=["1", "2", "4", "5"])
+@pytest.mark.parametrize(
+    "record", [next_trainee(), withdrawal(), changed_dates(), new_post()], ids=["1", "2", "4", "5"]
+)
 def test_a_complete_notification_of_each_kind_is_valid(record):
     assert invalid_notification_fields(record) == []
 
@@ -224,9 +226,15 @@ def test_malformed_values_are_invalid_without_their_values_in_the_error():
 # --- hostile values ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("breaker", ["\x85", "\u2028", "\u2029", "\x80", "\x9f", "\x1c", "\x0b"], ids=lambda c: f"U+{ord(c):04X}")
+@pytest.mark.parametrize(
+    "breaker", ["\x85", "\u2028", "\u2029", "\x80", "\x9f", "\x1c", "\x0b"], ids=lambda c: f"U+{ord(c):04X}"
+)
 def test_a_line_break_or_c1_control_in_a_notification_becomes_a_space_and_is_reported(breaker):
-    record = {**next_trainee(), "currentTraineeLastName": f"Quill{breaker}feather", "nextAppointmentTraineeGrade": f"ST{breaker}1"}
+    record = {
+        **next_trainee(),
+        "currentTraineeLastName": f"Quill{breaker}feather",
+        "nextAppointmentTraineeGrade": f"ST{breaker}1",
+    }
 
     content, report = render_notification_file([record, withdrawal()])
 
@@ -304,7 +312,9 @@ def test_a_managing_office_code_is_measured_as_written():
     # Each run of control characters is written as one space.
     assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 9 + "\r\n\x85"}) == []
     assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 10}) == []
-    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 11}) == ["managingDeaneryBodyCode"]
+    assert invalid_notification_fields({**new_post(), "managingDeaneryBodyCode": "E" * 11}) == [
+        "managingDeaneryBodyCode"
+    ]
 
 
 # --- the documented layout ---------------------------------------------------------------------------

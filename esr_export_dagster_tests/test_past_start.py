@@ -19,14 +19,16 @@ from esr_export_dagster.storage.selection import SelectedRecord
 from .conftest import failure_message
 from .invariants import assert_export_invariants, files_on_disk
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 STARTERS = dt.date(2021, 8, 4)
 MISSED_DAY = dt.date(2021, 7, 31)
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def selected(record_id: int, start: dt.date, *, valid: bool = True) -> SelectedRecord:
-    return SelectedRecord(record_id, record_id, "EOE/P/1", start, start - dt.timedelta(days=3), () if valid else ("applicant.dob",))
+    return SelectedRecord(
+        record_id, record_id, "EOE/P/1", start, start - dt.timedelta(days=3), () if valid else ("applicant.dob",)
+    )
 
 
 def test_a_start_date_of_today_or_earlier_is_withheld_and_tomorrow_is_not():

@@ -6,8 +6,9 @@ import datetime as dt
 import logging
 import pickle
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import pytest
 from dagster import serialize_value
@@ -22,8 +23,17 @@ pytestmark = [pytest.mark.integration, each_stream]
 
 RUN_DATE = dt.date(2021, 7, 31)
 PERSONAL_FIELDS = (
-    "lastName", "firstName", "middleNames", "previousLastName", "applicantEmailAddress", "homeTel",
-    "mobileTel", "ukNino", "nationalTrainingNumber", "contactLastName", "contactFirstName",
+    "lastName",
+    "firstName",
+    "middleNames",
+    "previousLastName",
+    "applicantEmailAddress",
+    "homeTel",
+    "mobileTel",
+    "ukNino",
+    "nationalTrainingNumber",
+    "contactLastName",
+    "contactFirstName",
     "contactHomePhone",
 )
 

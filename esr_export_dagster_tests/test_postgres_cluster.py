@@ -9,7 +9,9 @@ import pytest
 from .postgres_cluster import PostgresUnavailable, system_tool
 
 
-@pytest.mark.skipif(shutil.which("runuser", path="/usr/sbin:/sbin") is None, reason="util-linux's runuser is not installed")
+@pytest.mark.skipif(
+    shutil.which("runuser", path="/usr/sbin:/sbin") is None, reason="util-linux's runuser is not installed"
+)
 def test_runuser_is_found_from_a_root_shell_whose_path_lacks_sbin(monkeypatch):
     monkeypatch.setenv("PATH", "/usr/local/bin:/usr/bin:/bin")
 

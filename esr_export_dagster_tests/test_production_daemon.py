@@ -15,8 +15,8 @@ import os
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 from dagster import DagsterInstance, DagsterRunStatus
@@ -51,7 +51,7 @@ class Scenario:
         self.stack = stack
         self.database = database
         # Eligible on the tick's day whether it falls today or, just after midnight UTC, tomorrow.
-        today = dt.datetime.now(dt.timezone.utc).date()
+        today = dt.datetime.now(dt.UTC).date()
         placements = iter(range(800_000, 900_000))
         self.seeded = [
             applicant_record(next(placements), deanery, today + dt.timedelta(days=5 + n))
@@ -96,7 +96,9 @@ def scenario(scenario_factory) -> Scenario:
     return scenario_factory()
 
 
-def assert_all_deaneries_exported_within_the_instance_limits(scenario: Scenario, launches_cut_off: bool = False) -> list:
+def assert_all_deaneries_exported_within_the_instance_limits(
+    scenario: Scenario, launches_cut_off: bool = False
+) -> list:
     """``launches_cut_off``: the daemon may have died between marking a run STARTING and handing it to the
     code server; run monitoring must then fail it for its start timeout and the run retry do its work."""
     stack = scenario.stack
@@ -121,7 +123,9 @@ def assert_all_deaneries_exported_within_the_instance_limits(scenario: Scenario,
     for record in never_started:
         run = record.dagster_run
         assert run.status == DagsterRunStatus.FAILURE
-        assert run.tags.get(RUN_FAILURE_REASON_TAG) == RunFailureReason.START_TIMEOUT.value, stack.failure_messages(run.run_id)
+        assert run.tags.get(RUN_FAILURE_REASON_TAG) == RunFailureReason.START_TIMEOUT.value, stack.failure_messages(
+            run.run_id
+        )
         assert run.tags.get(AUTO_RETRY_RUN_ID_TAG) in ids, "a run cut off while launching was not retried"
 
     # A run that never started ran nothing, so only the started ones count towards the limits.
@@ -188,7 +192,8 @@ def test_a_run_worker_killed_mid_export_is_retried_by_the_instance_and_its_file_
     stack.start_daemon()
     assert held.reached.wait(240), stack.log_tail()
     (running,) = [
-        r for r in stack.schedule_runs()
+        r
+        for r in stack.schedule_runs()
         if r.dagster_run.tags[DEANERY_TAG] == "KSS" and r.dagster_run.status == DagsterRunStatus.STARTED
     ]
 
@@ -207,9 +212,11 @@ def test_the_daemon_killed_and_restarted_while_the_runs_are_in_progress_loses_an
     stack = scenario.stack
     stack.start_daemon()
     stack.wait_for(
-        lambda rs: len(rs) >= len(DEANERIES)
-        and any(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in rs)
-        and any(r.dagster_run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED) for r in rs),
+        lambda rs: (
+            len(rs) >= len(DEANERIES)
+            and any(r.dagster_run.status == DagsterRunStatus.SUCCESS for r in rs)
+            and any(r.dagster_run.status in (DagsterRunStatus.QUEUED, DagsterRunStatus.STARTED) for r in rs)
+        ),
         "the first runs finished while others are queued or running",
         timeout=240,
     )
@@ -243,7 +250,9 @@ def tmpfs(path: Path, options: str) -> Iterator[None]:
     if os.geteuid() != 0:
         pytest.skip("mounting a tmpfs needs root")
     path.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True
+    )
     if mounted.returncode != 0:
         pytest.skip(f"this sandbox does not allow mounting a tmpfs: {mounted.stderr.strip()}")
     try:

@@ -208,14 +208,35 @@ def test_the_smallest_identifier_is_one():
 @pytest.mark.parametrize("name", ["applicant.effectiveDate", "applicant.dob"])
 @pytest.mark.parametrize(
     "value",
-    [dt.datetime(1994, 3, 17), dt.datetime(1994, 3, 17, 13, 45), dt.date(1994, 3, 17), "1994-03-17", " 1994-03-17 ", "1994-03-17T00:00:00Z"],
+    [
+        dt.datetime(1994, 3, 17),
+        dt.datetime(1994, 3, 17, 13, 45),
+        dt.date(1994, 3, 17),
+        "1994-03-17",
+        " 1994-03-17 ",
+        "1994-03-17T00:00:00Z",
+    ],
 )
 def test_a_bson_datetime_a_date_or_an_iso_string_is_a_valid_date(name, value):
     assert invalid_mandatory_fields(with_value(name, value)) == []
 
 
 @pytest.mark.parametrize("name", ["applicant.effectiveDate", "applicant.dob"])
-@pytest.mark.parametrize("value", ["", "   ", "not a date", "17/03/1994", "1994-13-01", "1994-02-30", "1994-3-7", 19940317, 1994.0317, ["1994-03-17"]])
+@pytest.mark.parametrize(
+    "value",
+    [
+        "",
+        "   ",
+        "not a date",
+        "17/03/1994",
+        "1994-13-01",
+        "1994-02-30",
+        "1994-3-7",
+        19940317,
+        1994.0317,
+        ["1994-03-17"],
+    ],
+)
 def test_an_unparsable_date_is_invalid(name, value):
     assert invalid_mandatory_fields(with_value(name, value)) == [name]
 

@@ -34,7 +34,7 @@ def run_requests_at(stream: str, tick: dt.datetime):
 
 
 def tick_of(stream: str, day: int = 31) -> dt.datetime:
-    return dt.datetime(2021, 7, day, SCHEDULES[stream][4], 0, tzinfo=dt.timezone.utc)
+    return dt.datetime(2021, 7, day, SCHEDULES[stream][4], 0, tzinfo=dt.UTC)
 
 
 @each_schedule

@@ -20,7 +20,7 @@ from esr_export_dagster.domain.stale_records import (
 )
 from esr_export_dagster.domain.window import CreatedBeforeExportTime
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 TODAY = dt.date(2021, 7, 31)
 POLICY = StalePolicy()
 UI = "http://dagster.example:3000"
@@ -48,7 +48,9 @@ def test_records_due_today_are_only_overdue_once_the_scheduled_time_and_grace_ha
 
 
 def test_catch_up_targets_today_for_overdue_and_the_last_eligible_day_for_at_risk_records():
-    findings = {f.category: f for f in classify([record(1), record(5)], dt.datetime(2021, 7, 31, 15, tzinfo=UTC), POLICY)}
+    findings = {
+        f.category: f for f in classify([record(1), record(5)], dt.datetime(2021, 7, 31, 15, tzinfo=UTC), POLICY)
+    }
 
     assert findings[OVERDUE].catch_up_dates == (TODAY,)
     assert findings[AT_RISK].catch_up_dates == (TODAY - dt.timedelta(days=1),)
@@ -72,7 +74,9 @@ def test_announcements_say_new_worse_reminder_and_cleared_at_the_right_times():
 
     first, memory = plan_announcements(findings, {}, now, UI, POLICY)
     again, memory = plan_announcements(findings, memory, now + dt.timedelta(minutes=15), UI, POLICY)
-    worse, memory = plan_announcements(classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now, UI, POLICY)
+    worse, memory = plan_announcements(
+        classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now, UI, POLICY
+    )
     reminder, memory = plan_announcements(
         classify([record(-1), record(-2, placement=2)], now, POLICY), memory, now + dt.timedelta(hours=24), UI, POLICY
     )

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 STARTERS = dt.date(2021, 8, 4)
 DEANERIES = ("EOE", "LDN", "MER")
-UTC = dt.timezone.utc
+UTC = dt.UTC
 
 
 def at(day: int, hour: int, minute: int = 0, month: int = 7) -> dt.datetime:
@@ -98,7 +98,7 @@ def test_the_incident_is_announced_at_the_first_tick_after_the_failed_run_and_ca
 
         cleared = sensor.tick(at(31, 14, 15))
         assert requested(cleared) == []
-        assert [t for t in teams.received[len(DEANERIES):]] == [
+        assert [t for t in teams.received[len(DEANERIES) :]] == [
             f"ESR export resolved: {d} no longer has overdue applicant records waiting." for d in DEANERIES
         ]
 
@@ -131,7 +131,7 @@ def test_an_unchanged_problem_is_not_repeated_until_a_day_has_passed(harness, in
         assert len(teams.received) == len(DEANERIES)
 
         sensor.tick(at(6, 9, 0, month=8))
-        reminders = teams.received[len(DEANERIES):]
+        reminders = teams.received[len(DEANERIES) :]
         assert len(reminders) == len(DEANERIES)
         assert all(text.startswith("ESR export reminder (still unresolved)") for text in reminders)
 
@@ -191,13 +191,20 @@ def test_each_tick_states_its_outcome_in_one_line_and_the_cursor_stays_small(har
 def test_a_cursor_of_the_earlier_layout_is_read_without_announcing_again(harness, incident):
     sensor = Sensor(harness)
     sensor.cursor = json.dumps(
-        {"announced": {f"{d}|past_start": {"count": 3, "announced_at": at(5, 8, 0, month=8).isoformat()} for d in DEANERIES},
-         "undelivered": []}
+        {
+            "announced": {
+                f"{d}|past_start": {"count": 3, "announced_at": at(5, 8, 0, month=8).isoformat()} for d in DEANERIES
+            },
+            "undelivered": [],
+        }
     )
 
     result = sensor.tick(at(5, 9, 0, month=8))
 
-    assert result.skip_reason.skip_message == "0 alerts sent; 3 problem(s) unchanged since announced; 0 catch-up run(s) requested"
+    assert (
+        result.skip_reason.skip_message
+        == "0 alerts sent; 3 problem(s) unchanged since announced; 0 catch-up run(s) requested"
+    )
 
 
 def test_alerts_and_logs_carry_no_personal_data(harness, incident, caplog, capfd):
@@ -206,11 +213,19 @@ def test_alerts_and_logs_carry_no_personal_data(harness, incident, caplog, capfd
         sensor = Sensor(harness)
         sensor.tick(at(31, 14, 0))
         sensor.tick(at(5, 9, 0, month=8))
-    text = "\n".join(teams.received + [r.getMessage() for r in caplog.records] + [sensor.cursor or "", capfd.readouterr().err])
+    text = "\n".join(
+        teams.received + [r.getMessage() for r in caplog.records] + [sensor.cursor or "", capfd.readouterr().err]
+    )
     for record in incident:
         applicant = record["applicant"]
-        for value in (applicant["lastName"], applicant["firstName"], applicant["ukNino"], applicant["applicantEmailAddress"],
-                      applicant["professionalBodies"][0]["regNumber"], applicant["dob"].date().isoformat()):
+        for value in (
+            applicant["lastName"],
+            applicant["firstName"],
+            applicant["ukNino"],
+            applicant["applicantEmailAddress"],
+            applicant["professionalBodies"][0]["regNumber"],
+            applicant["dob"].date().isoformat(),
+        ):
             assert value not in text
 
 

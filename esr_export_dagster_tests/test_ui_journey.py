@@ -14,8 +14,9 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from pymongo import MongoClient
@@ -33,7 +34,7 @@ pytestmark = pytest.mark.integration
 # Runs withhold trainees who have already started (wall clock), so the seeded records start after today;
 # the grid begins a month back (ESR_FIRST_PARTITION_DATE) and the backfill takes yesterday and today, for
 # which every seeded record is eligible (start within 2 days .. 13 weeks of the day).
-TODAY = dt.datetime.now(dt.timezone.utc).date()
+TODAY = dt.datetime.now(dt.UTC).date()
 FIRST = TODAY - dt.timedelta(days=30)
 DAYS = [TODAY - dt.timedelta(days=1), TODAY]
 DEANERIES = ("EOE", "EMD", "KSS")
@@ -48,10 +49,22 @@ DIALOG_TITLE = "Launch runs to materialize 2 assets"
 DATE_RANGE_EXAMPLE = "[2021-07-31...2021-08-03]"
 ALL = "All"
 ONLY_MISSING = "Backfill only failed and missing partitions within selection"
-POLICY_NOTE = "Dagster will materialize the selected partitions for the selected assets using varying backfill policies."
+POLICY_NOTE = (
+    "Dagster will materialize the selected partitions for the selected assets using varying backfill policies."
+)
 LAUNCH = "Launch backfill"
 RUN_NAME = "__ASSET_JOB"
-README_UI_STEPS = (SKIP, LINEAGE_ROUTE, MATERIALIZE_ALL, DIALOG_TITLE, DATE_RANGE_EXAMPLE, ALL, ONLY_MISSING, LAUNCH, RUN_NAME)
+README_UI_STEPS = (
+    SKIP,
+    LINEAGE_ROUTE,
+    MATERIALIZE_ALL,
+    DIALOG_TITLE,
+    DATE_RANGE_EXAMPLE,
+    ALL,
+    ONLY_MISSING,
+    LAUNCH,
+    RUN_NAME,
+)
 # The README's rule for the number of runs, and its example that this test's selection instantiates.
 RUNS_EXAMPLE = "3 dates × **All** deaneries make 3 runs (one per date, all 13 deaneries)"
 CHROMIUM_ARGS = [
@@ -91,7 +104,11 @@ class LiveStack:
         executable = Path(sys.executable).with_name("esr-export-local")
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(
-                [str(executable), "dev", "--port", str(self.port)], env=self.env, cwd=PROJECT_ROOT, stdout=log, stderr=log
+                [str(executable), "dev", "--port", str(self.port)],
+                env=self.env,
+                cwd=PROJECT_ROOT,
+                stdout=log,
+                stderr=log,
             )
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
@@ -188,7 +205,9 @@ def wait_for_backfill(stack: LiveStack) -> tuple[dict[str, Any], list[dict[str, 
         if backfills:
             backfill = backfills[0]
             runs = stack.graphql(BACKFILL_RUNS, {"id": backfill["id"]})["runsOrError"]["results"]
-            if backfill["status"] != "REQUESTED" and all(r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs):
+            if backfill["status"] != "REQUESTED" and all(
+                r["status"] in ("SUCCESS", "FAILURE", "CANCELED") for r in runs
+            ):
                 return backfill, runs
         time.sleep(3)
     raise AssertionError(f"backfill still running: {backfills}")

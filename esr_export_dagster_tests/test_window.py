@@ -52,11 +52,7 @@ def test_a_start_one_day_short_of_thirteen_weeks_is_eligible():
 
 
 def test_every_day_inside_the_window_is_eligible_and_none_outside():
-    eligible = [
-        offset
-        for offset in range(-5, 13 * 7 + 5)
-        if WINDOW.is_eligible(RUN_DATE + offset * DAY, RUN_DATE)
-    ]
+    eligible = [offset for offset in range(-5, 13 * 7 + 5) if WINDOW.is_eligible(RUN_DATE + offset * DAY, RUN_DATE)]
 
     assert eligible == list(range(2, 13 * 7))
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import bson
 
@@ -123,7 +124,7 @@ class MongoFaultProxy:
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
-    def start(self) -> "MongoFaultProxy":
+    def start(self) -> MongoFaultProxy:
         self._thread.start()
         return self
 

@@ -7,7 +7,8 @@ test pins it. When ESR confirms its layout, this tuple is the one place to chang
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .esr_csv import Column, RenderReport, compile_columns, render_file, render_line
 

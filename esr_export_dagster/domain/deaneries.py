@@ -29,7 +29,5 @@ class UnknownDeaneryError(ValueError):
 
 def require_deanery(code: str) -> str:
     if code not in DEANERIES:
-        raise UnknownDeaneryError(
-            f"Unknown deanery code {code!r}: expected one of {', '.join(DEANERIES)}"
-        )
+        raise UnknownDeaneryError(f"Unknown deanery code {code!r}: expected one of {', '.join(DEANERIES)}")
     return code

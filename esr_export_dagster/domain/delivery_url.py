@@ -61,7 +61,9 @@ def parse_delivery_url(url: str | None, local_folder: str) -> DeliveryTarget:
     """The destination ``url`` names; unset or blank means ``local_folder``."""
     if url is None or not url.strip():
         if not local_folder.strip():
-            raise DeliveryUrlError("ESR_DELIVERY_URL is unset and no local drop folder is configured (ESR_DELIVERY_DIR)")
+            raise DeliveryUrlError(
+                "ESR_DELIVERY_URL is unset and no local drop folder is configured (ESR_DELIVERY_DIR)"
+            )
         return DeliveryTarget(LOCAL, path=local_folder)
     text = url.strip()
     try:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable, Sequence
+from typing import Any
 
 ESR_MAX_APPLICANTS_PER_POST = 40
 
@@ -57,9 +58,7 @@ def plan_files(
     return files
 
 
-def _split_by_post(
-    run_date: dt.date, records: Sequence[PlannedRecord], max_per_post: int | None
-) -> list[PlannedFile]:
+def _split_by_post(run_date: dt.date, records: Sequence[PlannedRecord], max_per_post: int | None) -> list[PlannedFile]:
     by_post: dict[str, list[PlannedRecord]] = defaultdict(list)
     for record in sorted(records, key=lambda r: r.line_order):
         by_post[record.post_number].append(record)

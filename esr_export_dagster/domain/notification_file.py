@@ -8,7 +8,8 @@ project's reading of ESR's Generic Inbound Notification interface (NHS0098) from
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .esr_csv import Column, RenderReport, compile_columns, render_file, render_line
 from .notifications import CHANGED_DATES, CURRENT_OR_NEXT_TRAINEE, NEW_POST, WITHDRAWAL

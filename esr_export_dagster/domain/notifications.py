@@ -8,7 +8,8 @@ texts name fields, never their contents: the payload is personal data.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .records import field_value, parse_date
 from .text_values import mandatory_text_as_written

@@ -11,7 +11,8 @@ Notifications have no start date and are never withheld.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Hashable, Iterable, Protocol
+from collections.abc import Hashable, Iterable
+from typing import Protocol
 
 RUN_CONFIG_FLAG = "export_past_start"
 

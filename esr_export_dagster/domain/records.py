@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from .text_values import mandatory_text_as_written
 
@@ -87,11 +88,7 @@ def _is_valid(name: str, value: Any) -> bool:
         # Judged as written: a name of control characters only would reach ESR as a blank.
         return mandatory_text_as_written(value) is not None
     if name in _MAX_DIGITS:
-        return (
-            isinstance(value, int)
-            and not isinstance(value, bool)
-            and 0 < value < 10 ** _MAX_DIGITS[name]
-        )
+        return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 10 ** _MAX_DIGITS[name]
     if name == "startDate":
         return isinstance(value, dt.datetime)
     if name == "deaneryPostNumber":

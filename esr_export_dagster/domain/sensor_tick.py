@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from .stale_records import (
     AT_RISK,
@@ -47,7 +48,7 @@ class StaleSensorCursor:
     undelivered: list[UndeliveredAlert] = field(default_factory=list)
 
     @classmethod
-    def parse(cls, raw: str | None) -> "StaleSensorCursor":
+    def parse(cls, raw: str | None) -> StaleSensorCursor:
         """The cursor as stored; the earlier layout ({"count", "announced_at"} per key) is read too."""
         stored: Mapping[str, Any] = json.loads(raw) if raw else {}
         announced = {}
@@ -77,7 +78,7 @@ class StaleSensorCursor:
         return {
             key: {
                 "count": count,
-                "announced_at": dt.datetime.fromtimestamp(at, dt.timezone.utc).isoformat(),
+                "announced_at": dt.datetime.fromtimestamp(at, dt.UTC).isoformat(),
             }
             for key, (count, at) in self.announced.items()
         }
@@ -124,4 +125,3 @@ def tick_outcome(
         parts.append(f"{undelivered} alert(s) not delivered, retried next tick")
     parts.append(f"{catch_up_runs} catch-up run(s) requested")
     return "; ".join(parts)
-

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from .deaneries import DEANERIES
 from .past_start import RUN_CONFIG_FLAG
@@ -87,7 +88,7 @@ class StalePolicy:
     notification_late_after: dt.timedelta = NOTIFICATION_LATE_AFTER
 
     def overdue_after(self, today: dt.date) -> dt.datetime:
-        return dt.datetime.combine(today, self.scheduled_time_utc, tzinfo=dt.timezone.utc) + self.grace
+        return dt.datetime.combine(today, self.scheduled_time_utc, tzinfo=dt.UTC) + self.grace
 
     def notification_late_at(self, created: dt.datetime) -> dt.datetime:
         """A day after its creation, and never while the DNC export that should carry it may still be running.
@@ -110,7 +111,7 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     - unknown deanery: any of the above, in a record whose deanery is not an ESR code; only fixing the
       record in TIS can help.
     """
-    today = now.astimezone(dt.timezone.utc).date()
+    today = now.astimezone(dt.UTC).date()
     overdue_now = now >= policy.overdue_after(today)
     grouped: dict[tuple[str, str], list[PendingRecord]] = defaultdict(list)
     for record in records:
@@ -133,13 +134,15 @@ def classify(records: Iterable[PendingRecord], now: dt.datetime, policy: StalePo
     return findings
 
 
-def classify_notifications(records: Iterable[PendingNotification], now: dt.datetime, policy: StalePolicy) -> list[Finding]:
+def classify_notifications(
+    records: Iterable[PendingNotification], now: dt.datetime, policy: StalePolicy
+) -> list[Finding]:
     """Per deanery, the notifications still TO_EXPORT past their ``policy.notification_late_at``.
 
     Today's partition of the deanery's notification export would take them all (each was created before
     today's cut-off), so that is the catch-up run to request.
     """
-    now_utc = now.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    now_utc = now.astimezone(dt.UTC).replace(tzinfo=None)
     today = now_utc.date()
     grouped: dict[tuple[str, str], list[PendingNotification]] = defaultdict(list)
     for record in records:
@@ -277,7 +280,11 @@ _ACTIONS = {
         "Correct the notifications' deanery in TIS to one of ESR's 13 codes; that deanery's next run exports them."
     ),
 }
-_PREFIX = {"new": "ESR export alert", "worse": "ESR export alert (more records)", "reminder": "ESR export reminder (still unresolved)"}
+_PREFIX = {
+    "new": "ESR export alert",
+    "worse": "ESR export alert (more records)",
+    "reminder": "ESR export reminder (still unresolved)",
+}
 
 
 def describe(finding: Finding, kind: str, ui_url: str, policy: StalePolicy) -> str:

@@ -7,8 +7,9 @@ else (partitions, the per-deanery counter and batch protocol, retries, files, ch
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from .app_file import APP_FILE_TYPE, render_app_file
 from .esr_csv import RenderReport
@@ -39,7 +40,7 @@ class ExportStream:
     anchor_field: str
     invalid_fields: Callable[[Mapping[str, Any]], list[str]]
     generation_error: Callable[[list[str]], str]
-    render_file: Callable[[Iterable[Mapping[str, Any]]], "tuple[bytes, RenderReport]"]
+    render_file: Callable[[Iterable[Mapping[str, Any]]], tuple[bytes, RenderReport]]
     # ESR quarantines an APP file with too many applicants for one post; notifications have no such limit.
     limits_records_per_post: bool
     # The anchor is the trainee's start date (applicants): once it has come, the trust may already have

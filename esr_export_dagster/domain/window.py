@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 # When the daily APP export runs: the incident report's 13:00 UTC (14:00 in British summer time). The
 # schedule's cron, the stale-record sensor's "overdue" rule and its alert texts all read it from here.
@@ -33,9 +33,7 @@ class EligibilityWindow:
     def __post_init__(self) -> None:
         if self.earliest_start_offset_days < 0:
             raise ValueError("earliest_start_offset_days must not be negative")
-        if dt.timedelta(weeks=self.latest_start_offset_weeks) <= dt.timedelta(
-            days=self.earliest_start_offset_days
-        ):
+        if dt.timedelta(weeks=self.latest_start_offset_weeks) <= dt.timedelta(days=self.earliest_start_offset_days):
             raise ValueError(
                 "latest_start_offset_weeks must lie after earliest_start_offset_days: the window would be empty"
             )
@@ -80,10 +78,7 @@ class EligibilityWindow:
         return _as_date(start) - self.lower
 
     def describe(self) -> str:
-        return (
-            f"D + {self.earliest_start_offset_days} days <= startDate < "
-            f"D + {self.latest_start_offset_weeks} weeks"
-        )
+        return f"D + {self.earliest_start_offset_days} days <= startDate < D + {self.latest_start_offset_weeks} weeks"
 
 
 @dataclass(frozen=True)
@@ -127,7 +122,7 @@ class CreatedBeforeExportTime:
 
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     """MongoDB hands back naive UTC datetimes; an aware one is brought to the same footing."""
-    return value.astimezone(dt.timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _as_date(value: dt.date | dt.datetime) -> dt.date:

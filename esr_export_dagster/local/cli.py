@@ -16,8 +16,9 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 # Nothing of Dagster's or of this package's Dagster code is imported at module level: Dagster's beta and
 # preview notices are printed while the definitions load, so they must be silenced first (main()), and the
@@ -50,9 +51,11 @@ def main(argv: list[str] | None = None) -> int:
     dev = commands.add_parser("dev", help="start the stand-in and `dagster dev` with the schedule running")
     dev.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (default 3000)")
     arguments = parser.parse_args(argv)
-    today = dt.datetime.now(dt.timezone.utc).date()
+    today = dt.datetime.now(dt.UTC).date()
     run_date = getattr(arguments, "date", None) or today
-    os.environ.setdefault("ESR_FIRST_PARTITION_DATE", (min(run_date, today) - dt.timedelta(days=DEMO_HISTORY_DAYS)).isoformat())
+    os.environ.setdefault(
+        "ESR_FIRST_PARTITION_DATE", (min(run_date, today) - dt.timedelta(days=DEMO_HISTORY_DAYS)).isoformat()
+    )
     if arguments.command == "run":
         return run_export(run_date)
     return run_dev(arguments.port)
@@ -172,6 +175,8 @@ def partition_line(summary: Mapping[str, Any]) -> str:
         held = sum(f["lines"] or 0 for f in files)
         return f"nothing new{tail}: already exported ({held} in {', '.join(f['name'] for f in files)})"
     return f"nothing eligible{tail}: no file written"
+
+
 def _delivery_lines(summary: dict) -> list[str]:
     """What this run put into ESR's drop for the partition, and what is still waiting to go."""
     lines = [
@@ -185,7 +190,7 @@ def _delivery_lines(summary: dict) -> list[str]:
 
 def run_dev(port: int) -> int:
     with local_environment():
-        _seed_if_empty(dt.datetime.now(dt.timezone.utc).date())
+        _seed_if_empty(dt.datetime.now(dt.UTC).date())
         beside_python = Path(sys.executable).with_name("dagster")
         dagster = str(beside_python) if beside_python.exists() else "dagster"
         # Its own process group, so that shutting it down reaches the webserver, daemon and code server it

@@ -55,18 +55,23 @@ class LocalMongoServer:
     def log_file(self) -> Path:
         return self.data_dir / "nx-27017.log"
 
-    def start(self, timeout: float = 20.0) -> "LocalMongoServer":
+    def start(self, timeout: float = 20.0) -> LocalMongoServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         pid_file = self.data_dir / "nx-27017.pid"
         pid_file.unlink(missing_ok=True)
         self.process = subprocess.Popen(
             [
                 _server_command(),
-                "--data-dir", str(self.data_dir),
-                "--host", "127.0.0.1",
-                "-p", str(self.port),
-                "--pid-file", str(pid_file),
-                "--log-file", str(self.log_file),
+                "--data-dir",
+                str(self.data_dir),
+                "--host",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--pid-file",
+                str(pid_file),
+                "--log-file",
+                str(self.log_file),
             ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -80,9 +85,7 @@ class LocalMongoServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise LocalMongoError(
-                    f"nx-27017 exited with code {self.process.returncode}; see {self.log_file}"
-                )
+                raise LocalMongoError(f"nx-27017 exited with code {self.process.returncode}; see {self.log_file}")
             try:
                 with MongoClient(self.uri, serverSelectionTimeoutMS=250) as client:
                     client.admin.command("ping")
@@ -107,7 +110,7 @@ class LocalMongoServer:
         except subprocess.TimeoutExpired:
             self.kill()
 
-    def __enter__(self) -> "LocalMongoServer":
+    def __enter__(self) -> LocalMongoServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

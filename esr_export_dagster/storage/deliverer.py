@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from pymongo.database import Database
 
@@ -73,7 +74,12 @@ class Deliverer:
         return list(
             self.database[EXPORT_FILE]
             .find(
-                {"fileType": self.file_type, "deanery": {"$in": sorted(set(deaneries))}, UNDELIVERED: True, "state": FILE_COMPLETE},
+                {
+                    "fileType": self.file_type,
+                    "deanery": {"$in": sorted(set(deaneries))},
+                    UNDELIVERED: True,
+                    "state": FILE_COMPLETE,
+                },
                 {"seq": 1, "deanery": 1, "runDate": 1, "sha256": 1, "size": 1},
             )
             .sort([("deanery", 1), ("seq", 1)])
@@ -174,4 +180,4 @@ def _receipt_document(receipt: Receipt) -> dict[str, Any]:
 
 
 def _now_text() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

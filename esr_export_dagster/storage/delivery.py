@@ -17,7 +17,6 @@ import hashlib
 import io
 import os
 import posixpath
-import socket
 import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -33,8 +32,21 @@ _TEMP_PREFIX = ".partial-"
 _FOLDER_MODE = 0o700
 _FILE_MODE = 0o600
 # S3 error codes meaning the credentials were refused (wrong, expired or without the right).
-_S3_REFUSED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken", "Forbidden"}
-_S3_MISCONFIGURED = {"NoSuchBucket", "PermanentRedirect", "AuthorizationHeaderMalformed", "InvalidBucketName", "KMS.NotFoundException"}
+_S3_REFUSED = {
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "ExpiredToken",
+    "InvalidToken",
+    "Forbidden",
+}
+_S3_MISCONFIGURED = {
+    "NoSuchBucket",
+    "PermanentRedirect",
+    "AuthorizationHeaderMalformed",
+    "InvalidBucketName",
+    "KMS.NotFoundException",
+}
 
 
 class DeliveryUnavailableError(RuntimeError):
@@ -63,13 +75,13 @@ class Destination(ABC):
 
     target: DeliveryTarget
 
-    def __enter__(self) -> "Destination":
+    def __enter__(self) -> Destination:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - a destination without a connection has nothing to release
         """Release the connection, if any."""
 
     def describe(self) -> str:
@@ -259,7 +271,9 @@ class SftpDestination(Destination):
             raise DeliveryConfigurationError(f"{self._where} refused writing {name}: permission denied") from None
         except FileNotFoundError:
             self.close()
-            raise DeliveryConfigurationError(f"{self._where} has no folder {self.target.path} to put {name} in") from None
+            raise DeliveryConfigurationError(
+                f"{self._where} has no folder {self.target.path} to put {name} in"
+            ) from None
         except Exception as error:  # a connection lost mid-transfer, or the server failing the request
             self.close()
             raise DeliveryUnavailableError(
@@ -334,8 +348,10 @@ class SftpDestination(Destination):
                     f"{self._where} is not in ESR_DELIVERY_KNOWN_HOSTS {self.known_hosts_file}: an unknown host "
                     "key is never accepted. Add the server's key, confirmed with ESR, to that file."
                 ) from None
-            raise DeliveryUnavailableError(f"{self._where} failed the SSH handshake ({error.__class__.__name__})") from None
-        except (OSError, socket.timeout, EOFError) as error:
+            raise DeliveryUnavailableError(
+                f"{self._where} failed the SSH handshake ({error.__class__.__name__})"
+            ) from None
+        except (TimeoutError, OSError, EOFError) as error:
             client.close()
             raise DeliveryUnavailableError(f"{self._where} is unreachable ({error.__class__.__name__})") from None
 

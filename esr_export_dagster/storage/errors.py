@@ -33,5 +33,7 @@ def shown(value: Any) -> str:
     text = repr(value)
     if len(text) > _SHOWN_LENGTH:
         text = text[: _SHOWN_LENGTH - 3] + "..."
-    kind = {str: "text", float: "a fraction", bool: "true/false", int: "a whole number"}.get(type(value), type(value).__name__)
+    kind = {str: "text", float: "a fraction", bool: "true/false", int: "a whole number"}.get(
+        type(value), type(value).__name__
+    )
     return f"{text} ({kind})"

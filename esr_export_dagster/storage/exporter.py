@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
 
 from bson import ObjectId
 from pymongo import UpdateOne
@@ -195,7 +196,11 @@ class Exporter:
             )
             withheld = self._withheld(selection)
             plan = plan_files(
-                (record.planned() for record in selection.records if record.is_valid and record.record_id not in withheld),
+                (
+                    record.planned()
+                    for record in selection.records
+                    if record.is_valid and record.record_id not in withheld
+                ),
                 self.settings.max_records_per_post,
             )
             if not plan:
@@ -346,7 +351,9 @@ class Exporter:
             # The bytes the file will almost surely hold, on disk before any record changes: a full or failing
             # disk stops the file here, with every one of its records still waiting.
             qualifying = self._still_qualifying(batch, file)
-            staged = self.export_directory.stage(file.name, self.stream.render_file(_in_plan_order(file, qualifying))[0])
+            staged = self.export_directory.stage(
+                file.name, self.stream.render_file(_in_plan_order(file, qualifying))[0]
+            )
             try:
                 self._mark_for_file(batch, file)
                 documents = self._set_aside_invalid(file, self._marked_for(file))

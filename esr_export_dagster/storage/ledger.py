@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Hashable, Mapping, Sequence
+from typing import Any
 
 from bson import Binary, ObjectId
 from pymongo.database import Database
@@ -119,7 +120,7 @@ class Batch:
 class ExportLedger:
     database: Database
     file_type: str
-    clock: Any = field(default=lambda: dt.datetime.now(dt.timezone.utc).replace(tzinfo=None))
+    clock: Any = field(default=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
     def counter_id(self, deanery: str) -> str:
         return counter_id(self.file_type, deanery)
@@ -169,10 +170,15 @@ class ExportLedger:
         }
         if read_at.exists:
             version_filter: Any = read_at.version if read_at.version is not None else {"$exists": False}
-            opened = self.database[COUNTER].update_one(
-                {"_id": read_at.counter_id, "openBatch": None, "version": version_filter},
-                {"$set": {"openBatch": reference}},
-            ).modified_count == 1
+            opened = (
+                self.database[COUNTER]
+                .update_one(
+                    {"_id": read_at.counter_id, "openBatch": None, "version": version_filter},
+                    {"$set": {"openBatch": reference}},
+                )
+                .modified_count
+                == 1
+            )
         else:
             try:
                 self.database[COUNTER].insert_one(
@@ -235,7 +241,9 @@ class ExportLedger:
                 first_sequence = counter.seq + 1
                 break
         else:
-            raise TransientExportError(f"counter {self.counter_id(deanery)} kept changing while batch {batch_id} took its numbers")
+            raise TransientExportError(
+                f"counter {self.counter_id(deanery)} kept changing while batch {batch_id} took its numbers"
+            )
         self.database[EXPORT_BATCH].update_one(
             {"_id": batch_id, "state": PLANNED}, {"$set": {"state": NUMBERED, "firstSeq": first_sequence}}
         )
@@ -302,7 +310,9 @@ class ExportLedger:
             )
         state = entry.get("state")
         if state not in FILE_STATES:
-            raise CorruptExportStateError(f"file ledger entry {file.name} has state {shown(state)}, not one of {', '.join(FILE_STATES)}")
+            raise CorruptExportStateError(
+                f"file ledger entry {file.name} has state {shown(state)}, not one of {', '.join(FILE_STATES)}"
+            )
         return state
 
     def file_state(self, name: str) -> str | None:
@@ -324,7 +334,9 @@ class ExportLedger:
         ):
             seq = entry.get("seq")
             if counter_value_problem(seq) is not None:
-                raise CorruptExportStateError(f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number")
+                raise CorruptExportStateError(
+                    f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number"
+                )
             return as_counter_value(seq), str(entry["_id"])
         return None
 
@@ -337,7 +349,9 @@ class ExportLedger:
         ):
             seq = entry.get("seq")
             if counter_value_problem(seq) is not None:
-                raise CorruptExportStateError(f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number")
+                raise CorruptExportStateError(
+                    f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number"
+                )
             highest = max(highest, as_counter_value(seq))
             if entry.get("state") != FILE_COMPLETE:
                 unfinished.append(str(entry["_id"]))

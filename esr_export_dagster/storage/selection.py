@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Hashable, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from pymongo.database import Database
 
@@ -30,7 +31,9 @@ from ..domain.text_values import mandatory_text_as_written
 class Eligibility(Protocol):
     """``EligibilityWindow`` (applicants, by start date) or ``CreatedBeforeExportTime`` (notifications)."""
 
-    def anchor_range(self, first_run_date: dt.date, last_run_date: dt.date) -> tuple[dt.datetime | None, dt.datetime]: ...
+    def anchor_range(
+        self, first_run_date: dt.date, last_run_date: dt.date
+    ) -> tuple[dt.datetime | None, dt.datetime]: ...
 
     def first_run_date(self, anchor: dt.datetime, run_dates: Sequence[dt.date]) -> dt.date | None: ...
 
@@ -111,12 +114,20 @@ def select_eligible(
         )
     selected = _with_reference_conflicts(records, stream, selected)
     selected.sort(
-        key=lambda r: (r.run_date, r.post_number or "", r.anchor_date or dt.date.min, r.reference or 0, str(r.record_id))
+        key=lambda r: (
+            r.run_date,
+            r.post_number or "",
+            r.anchor_date or dt.date.min,
+            r.reference or 0,
+            str(r.record_id),
+        )
     )
     return selected
 
 
-def _with_reference_conflicts(records: Any, stream: ExportStream, selected: list[SelectedRecord]) -> list[SelectedRecord]:
+def _with_reference_conflicts(
+    records: Any, stream: ExportStream, selected: list[SelectedRecord]
+) -> list[SelectedRecord]:
     """Marks the records whose reference another waiting or exported record also holds.
 
     ESR takes the reference (placement or notification id) as the line's identity: sending a second record
@@ -140,7 +151,9 @@ def _with_reference_conflicts(records: Any, stream: ExportStream, selected: list
     ]
 
 
-def _with_conflict(record: SelectedRecord, stream: ExportStream, holders: Iterable[tuple[Hashable, str]]) -> SelectedRecord:
+def _with_conflict(
+    record: SelectedRecord, stream: ExportStream, holders: Iterable[tuple[Hashable, str]]
+) -> SelectedRecord:
     others = sorted((str(record_id), status) for record_id, status in holders if record_id != record.record_id)
     if not others:
         return record

@@ -4,7 +4,7 @@ TO_EXPORT notifications by creation time."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Iterator
+from collections.abc import Iterator
 
 from pymongo.database import Database
 
