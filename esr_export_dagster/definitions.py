@@ -11,9 +11,18 @@ from dagster_msteams import MSTeamsResource
 from .alerts import AlertChannelsResource, EsrSlackResource
 from .assets import EXPORT_ASSETS
 from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
+from .confirmation_assets import CONFIRMATION_ASSETS, CONFIRMATION_JOBS
+from .confirmation_checks import CONFIRMATION_CHECKS
+from .confirmation_sensor import esr_confirmation_alert_sensor, esr_confirmation_sensor
 from .delivery_checks import DELIVERY_CHECKS
 from .delivery_ops import resend_export_file
-from .delivery_resource import DEFAULT_LOCAL_DROP, DEFAULT_UNDELIVERED_ALERT_MINUTES, DeliveryResource
+from .delivery_resource import (
+    DEFAULT_CONFIRMATION_DEADLINE_HOURS,
+    DEFAULT_LOCAL_DROP,
+    DEFAULT_LOCAL_INBOUND,
+    DEFAULT_UNDELIVERED_ALERT_MINUTES,
+    DeliveryResource,
+)
 from .delivery_sensor import undelivered_files_sensor
 from .io_managers import ExportIOManager
 from .jobs import EXPORT_JOBS
@@ -74,17 +83,28 @@ def default_delivery() -> DeliveryResource:
         undelivered_alert_minutes=EnvVar.int("ESR_DELIVERY_ALERT_MINUTES")
         if os.environ.get("ESR_DELIVERY_ALERT_MINUTES")
         else DEFAULT_UNDELIVERED_ALERT_MINUTES,
+        inbound_url=_env_or_default("ESR_INBOUND_URL", ""),
+        inbound_local_folder=_env_or_default("ESR_INBOUND_DIR", DEFAULT_LOCAL_INBOUND),
+        confirmation_deadline_hours=EnvVar.int("ESR_CONFIRMATION_DEADLINE_HOURS")
+        if os.environ.get("ESR_CONFIRMATION_DEADLINE_HOURS")
+        else DEFAULT_CONFIRMATION_DEADLINE_HOURS,
     )
 
 
 def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
     return Definitions(
-        assets=list(EXPORT_ASSETS),
-        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS, *DELIVERY_CHECKS],
-        jobs=[*EXPORT_JOBS, resend_export_file],
+        assets=[*EXPORT_ASSETS, *CONFIRMATION_ASSETS],
+        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS, *DELIVERY_CHECKS, *CONFIRMATION_CHECKS],
+        jobs=[*EXPORT_JOBS, resend_export_file, *CONFIRMATION_JOBS],
         schedules=[daily_app_export_schedule, daily_notification_export_schedule],
-        sensors=[stale_to_export_sensor, export_run_failure_alert, undelivered_files_sensor],
+        sensors=[
+            stale_to_export_sensor,
+            export_run_failure_alert,
+            undelivered_files_sensor,
+            esr_confirmation_sensor,
+            esr_confirmation_alert_sensor,
+        ],
         resources=dict(resources),
     )
 

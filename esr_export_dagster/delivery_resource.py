@@ -4,10 +4,13 @@ from dagster import ConfigurableResource
 from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
-from .domain.delivery_url import LOCAL, S3, DeliveryTarget, parse_delivery_url
+from .domain.delivery_url import LOCAL, S3, DeliveryTarget, parse_delivery_url, parse_inbound_url
 from .storage.delivery import Destination, LocalFolderDestination, S3Destination, SftpDestination
+from .storage.inbound import InboundLocation, LocalInbound, S3Inbound, SftpInbound
 
 DEFAULT_LOCAL_DROP = ".local/esr-drop"
+DEFAULT_LOCAL_INBOUND = ".local/esr-drop/inbound"
+DEFAULT_CONFIRMATION_DEADLINE_HOURS = 30
 DEFAULT_UNDELIVERED_ALERT_MINUTES = 30
 
 
@@ -39,6 +42,30 @@ class DeliveryResource(ConfigurableResource):
         default=DEFAULT_UNDELIVERED_ALERT_MINUTES,
         description="ESR_DELIVERY_ALERT_MINUTES: alert when a written file is still undelivered after this long.",
     )
+
+    inbound_url: str = Field(
+        default="",
+        description="ESR_INBOUND_URL: where ESR leaves its APC/DCC confirmations (s3://, sftp://); empty: a local folder.",
+    )
+    inbound_local_folder: str = Field(
+        default=DEFAULT_LOCAL_INBOUND, description="ESR_INBOUND_DIR: the local inbound folder used when no URL is set."
+    )
+    confirmation_deadline_hours: int = Field(
+        default=DEFAULT_CONFIRMATION_DEADLINE_HOURS,
+        description="ESR_CONFIRMATION_DEADLINE_HOURS: alert when a delivered file has no confirmation after this long.",
+    )
+
+    def inbound_target(self) -> DeliveryTarget:
+        return parse_inbound_url(self.inbound_url, self.inbound_local_folder)
+
+    def inbound(self) -> InboundLocation:
+        """ESR's inbound location, with the drop's credentials; the first read connects."""
+        target = self.inbound_target()
+        if target.scheme == LOCAL:
+            return LocalInbound(target)
+        if target.scheme == S3:
+            return S3Inbound(target, (self.s3 or S3Resource()).get_client())
+        return SftpInbound(target, self.ssh_key_file, self.known_hosts_file, self.sftp_timeout_seconds)
 
     def target(self) -> DeliveryTarget:
         return parse_delivery_url(self.url, self.local_folder)

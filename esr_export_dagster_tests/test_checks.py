@@ -29,6 +29,7 @@ def test_a_sound_export_passes_every_check(harness):
         "files_match_records": True,
         "invalid_records_not_growing": True,
         "every_file_delivered": True,
+        "esr_confirmed_every_file": True,
     }
 
 

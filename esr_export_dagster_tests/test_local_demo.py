@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 
@@ -73,12 +74,27 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
     assert "checks failed" not in first
     (explanation,) = [line for line in first.splitlines() if DEMO_FAILED_CHECK in line]
     assert "on purpose" in explanation and "demo data" in explanation
+    # ESR's stand-in answers every delivered file; one line per deanery and stream says what ESR did.
+    esr_lines = esr_answer_lines(first)
+    assert len(esr_lines) == 2 * len(DEANERIES), esr_lines
+    assert all(
+        re.fullmatch(r"[A-Z]{3}: ESR loaded \d+( \(\d+ with warnings\))?, rejected \d+.*", line) for line in esr_lines
+    )
+    assert any(re.search(r"rejected 1 \(placement \d+\)", line) for line in esr_lines[: len(DEANERIES)]), esr_lines
     second_lines = deanery_lines(second)
     assert len(second_lines) == 2 * len(DEANERIES)
     assert all("nothing new: already exported" in line for line in second_lines), second_lines
     assert "wrote" not in second and "->" not in second
+    assert esr_answer_lines(second) == [] and "no new confirmation from ESR" in second
     assert os.listdir(tmp_path / "export")
 
 
 def deanery_lines(output: str) -> list[str]:
-    return [line for line in output.splitlines() if line.strip()[:4].rstrip(":") in DEANERIES]
+    """The export's lines per deanery (ESR's answers, printed after them, are not among them)."""
+    return [
+        line for line in output.splitlines() if line.strip()[:4].rstrip(":") in DEANERIES and "ESR loaded" not in line
+    ]
+
+
+def esr_answer_lines(output: str) -> list[str]:
+    return [line.strip() for line in output.splitlines() if "ESR loaded" in line]

@@ -98,6 +98,7 @@ def test_a_sound_notification_export_passes_every_check(notifications):
         "files_match_records": True,
         "invalid_records_not_growing": True,
         "every_file_delivered": True,
+        "esr_confirmed_every_file": True,
     }
     (file_event,) = [
         e for e in result.get_asset_materialization_events() if e.asset_key.path == ["notification_export_file"]

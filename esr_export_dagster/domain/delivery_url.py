@@ -114,3 +114,13 @@ def _sftp_target(host: str, path: str, user: str | None, port: int | None) -> De
     if not folder.startswith("/"):
         raise DeliveryUrlError("ESR_DELIVERY_URL: the SFTP path must be an absolute folder without '..'")
     return DeliveryTarget(SFTP, host=host, path=folder, user=user, port=port or 22)
+
+
+def parse_inbound_url(url: str | None, local_folder: str) -> DeliveryTarget:
+    """Where ESR leaves its confirmations, ``ESR_INBOUND_URL``: the same forms and rules as the drop's URL;
+    unset or blank means the local inbound folder ``ESR_INBOUND_DIR``."""
+    try:
+        return parse_delivery_url(url, local_folder)
+    except DeliveryUrlError as error:
+        text = str(error).replace("ESR_DELIVERY_URL", "ESR_INBOUND_URL").replace("ESR_DELIVERY_DIR", "ESR_INBOUND_DIR")
+        raise DeliveryUrlError(text) from None

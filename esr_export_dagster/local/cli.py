@@ -76,6 +76,8 @@ def local_environment() -> Iterator[None]:
     os.environ.setdefault("ESR_EXPORT_DIR", str(LOCAL_DIR / "export"))
     # No ESR_DELIVERY_URL: files are delivered into a local folder standing in for ESR's drop.
     os.environ.setdefault("ESR_DELIVERY_DIR", str(LOCAL_DIR / "esr-drop"))
+    # No ESR_INBOUND_URL: ESR's stand-in answers into this folder, where the confirmation sensor reads.
+    os.environ.setdefault("ESR_INBOUND_DIR", str(LOCAL_DIR / "esr-drop" / "inbound"))
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(LOCAL_DIR / "dagster_home")))
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
@@ -115,7 +117,72 @@ def run_export(run_date: dt.date) -> int:
         _seed_if_empty(run_date)
         instance = DagsterInstance.get()
         failures = sum(_run_stream(defs, instance, stream, run_date) for stream in STREAMS)
+        failures += _esr_answers(defs, instance)
         return 1 if failures else 0
+
+
+def _esr_answers(defs: Definitions, instance: DagsterInstance) -> int:
+    """ESR's stand-in answers what was delivered; the confirmation sensor and runs read the answers, as the
+    daemon would; one line per deanery says what ESR did. Returns the failed runs."""
+    from dagster import build_sensor_context
+
+    from ..confirmation_sensor import esr_confirmation_sensor
+    from .esr_standin import answer_folder
+
+    inbound = Path(os.environ["ESR_INBOUND_DIR"])
+    written = answer_folder(Path(os.environ["ESR_DELIVERY_DIR"]), inbound)
+    print(f"\nESR's answers (the local ESR stand-in wrote {len(written)} confirmation file(s) into {inbound})")
+    with build_sensor_context(
+        instance=instance, resources=defs.resources, repository_def=defs.get_repository_def()
+    ) as context:
+        tick = esr_confirmation_sensor(context)
+    totals: dict[tuple[str, str], dict[str, Any]] = {}
+    failures = 0
+    for request in tick.run_requests or []:
+        result = defs.resolve_job_def(request.job_name).execute_in_process(
+            run_config={**request.run_config, "loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+            instance=instance,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        if not result.success:
+            failures += 1
+            print(f"  {request.tags.get('esr/confirmation-file')}: FAILED (run {result.run_id})")
+            continue
+        for event in result.get_asset_materialization_events():
+            metadata = {key: value.value for key, value in event.materialization.metadata.items()}
+            total = totals.setdefault(
+                (str(metadata["deanery"]), event.asset_key.to_user_string()),
+                {"loaded": 0, "warnings": 0, "failed": 0, "rejected": [], "unmatched": 0},
+            )
+            for count in ("loaded", "warnings", "failed", "unmatched"):
+                total[count] += int(metadata[count])
+            rejected = next((str(v) for k, v in metadata.items() if k.startswith("rejected_")), "none")
+            total["rejected"].extend([] if rejected == "none" else rejected.split(", "))
+    if not totals:
+        print("  no new confirmation from ESR")
+    heading = None
+    for (deanery, asset), total in sorted(totals.items(), key=lambda item: (item[0][1], item[0][0])):
+        if asset != heading:
+            heading = asset
+            print(f"  {asset}:")
+        print(f"  {deanery}: {confirmation_line(asset, total)}")
+    return failures
+
+
+def confirmation_line(asset: str, total: Mapping[str, Any]) -> str:
+    """What ESR did with a deanery's records, e.g. "ESR loaded 11, rejected 1 (placement 1234567)"."""
+    noun = "placement" if asset.startswith("app") else "notification"
+    loaded = total["loaded"] + total["warnings"]
+    line = f"ESR loaded {loaded}"
+    if total["warnings"]:
+        line += f" ({total['warnings']} with warnings)"
+    line += f", rejected {total['failed']}"
+    if total["rejected"]:
+        line += f" ({noun} {', '.join(total['rejected'])})"
+    if total["unmatched"]:
+        line += f", {total['unmatched']} line(s) unmatched"
+    return line
 
 
 def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStream, run_date: dt.date) -> int:

@@ -18,6 +18,7 @@ __all__ = [
     "COUNTER",
     "EXPORT_BATCH",
     "EXPORT_FILE",
+    "ESR_CONFIRMATION",
     "ensure_indexes",
     "ensure_queue_index",
 ]
@@ -25,6 +26,9 @@ __all__ = [
 COUNTER = "counter"
 EXPORT_BATCH = "exportBatch"
 EXPORT_FILE = "exportFile"
+# One document per confirmation file read from ESR (APC, DCC), by name and checksum: what it answered,
+# its counts, quarantined and unmatched lines, and whether it was alerted (storage/confirmations.py).
+ESR_CONFIRMATION = "esrConfirmation"
 
 
 def ensure_queue_index(database: Database, stream: ExportStream) -> None:

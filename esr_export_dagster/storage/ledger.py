@@ -523,3 +523,31 @@ def unpack_record_ids(stored: Any) -> tuple[Hashable, ...]:
 
 def _midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min)
+
+
+# -- ESR's confirmations of the ledger's files ------------------------------------------------------------
+
+ESR_CONFIRMATIONS = "esrConfirmations"
+
+
+def record_confirmation(
+    database: Database, export_file: str, confirmation_key: str, summary: Mapping[str, Any]
+) -> None:
+    """Record on an export file's entry that ESR answered it, keyed by confirmation: reading the same
+    confirmation again sets the same values. A keyed ``$set``, not ``$push``: the local stand-in stores a
+    pushed sub-document as text."""
+    database[EXPORT_FILE].update_one(
+        {"_id": export_file}, {"$set": {f"{ESR_CONFIRMATIONS}.{confirmation_key}": summary}}
+    )
+
+
+def unconfirmed_delivered_files(database: Database, delivered_before: dt.datetime) -> list[Mapping[str, Any]]:
+    """Files in ESR's drop since before ``delivered_before`` (naive UTC) that no confirmation answers yet."""
+    entries = database[EXPORT_FILE].find(
+        {"delivered": {"$exists": True}, ESR_CONFIRMATIONS: {"$exists": False}},
+        {"deanery": 1, "fileType": 1, "runDate": 1, "deliveredAt": 1},
+    )
+    return sorted(
+        (e for e in entries if isinstance(e.get("deliveredAt"), dt.datetime) and e["deliveredAt"] < delivered_before),
+        key=lambda e: str(e["_id"]),
+    )
