@@ -78,7 +78,11 @@ def esr_confirmation_sensor(context: SensorEvaluationContext, mongodb: MongoDBRe
     try:
         inbound = delivery.inbound()
         with inbound:
-            for name in inbound.names():
+            listed = inbound.names()
+            # Only names still there are remembered, so the cursor does not grow with every file ever read;
+            # the run key (name and SHA-256) still stops a second read of a file listed again.
+            cursor.seen = {name: sha for name, sha in cursor.seen.items() if name in listed}
+            for name in listed:
                 if name in cursor.seen:
                     continue
                 try:
@@ -119,7 +123,9 @@ def esr_confirmation_sensor(context: SensorEvaluationContext, mongodb: MongoDBRe
                                 }
                             }
                         },
-                        tags={"esr/confirmation-file": name, "esr/deanery": file.deanery},
+                        # Not esr/deanery: that tag limits export runs to one per deanery, and a confirmation
+                        # must not wait behind an export.
+                        tags={"esr/confirmation-file": name, "esr/confirmation-deanery": file.deanery},
                     )
                 )
                 cursor.seen[name] = sha256

@@ -11,6 +11,8 @@ import datetime as dt
 import hashlib
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +35,7 @@ from esr_export_dagster.domain.confirmation_file import (
 )
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.local import esr_standin
+from esr_export_dagster.local.cli import answer_until
 from esr_export_dagster.storage.collections import ESR_CONFIRMATION, EXPORT_FILE
 
 from .alert_servers import RecordingServer
@@ -104,7 +107,7 @@ class EsrSide:
             listing = self.moto_s3.client().list_objects_v2(Bucket=self.bucket, Prefix=prefix, Delimiter="/")
             return sorted(o["Key"][len(prefix) :] for o in listing.get("Contents", []))
         where = self.inbound / folder if folder else self.inbound
-        return sorted(p.name for p in where.iterdir() if p.is_file()) if where.is_dir() else []
+        return sorted(p.name for p in where.glob("DE_*") if p.is_file()) if where.is_dir() else []
 
     def answer(self, deaneries: tuple[str, ...], sequence: int = 70_001) -> list[str]:
         """ESR's stand-in answers the delivered files of ``deaneries``; the others are left unanswered."""
@@ -402,3 +405,32 @@ def test_an_empty_confirmation_is_recorded_and_answers_no_file(harness, local_si
     assert (metadata["loaded"], metadata["failed"], metadata["unmatched"], metadata["quarantined"]) == (0, 0, 0, 0)
     (stored,) = harness.database[ESR_CONFIRMATION].find({})
     assert stored["name"] == name and stored["state"] == "APPLIED" and stored["exportFile"] is None
+
+
+def test_make_devs_esr_stand_in_answers_each_delivered_file_once(harness, local_side):
+    harness.add_due("EOE", RUN_DATE, count=3)
+    assert harness.run(RUN_DATE, "EOE").success
+    stop = threading.Event()
+    answering = threading.Thread(target=answer_until, args=(stop, local_side.drop, local_side.inbound, 0.05))
+    answering.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not local_side.inbound_names() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        (first,) = local_side.inbound_names()
+        harness.add_due("EOE", RUN_DATE + dt.timedelta(days=1), count=2)
+        assert harness.run(RUN_DATE + dt.timedelta(days=1), "EOE").success
+        while len(local_side.inbound_names()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)  # a few more rounds: nothing is answered twice
+    finally:
+        stop.set()
+        answering.join(10)
+
+    names = local_side.inbound_names()
+    assert len(names) == 2 and first in names
+    results, _ = read_inbound(harness)
+    assert sorted(materialization(r)["export_file_answered"] for r in results) == [
+        harness.file_name("EOE", RUN_DATE, 1),
+        harness.file_name("EOE", RUN_DATE + dt.timedelta(days=1), 2),
+    ]

@@ -50,6 +50,8 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
         ESR_MONGODB_DATABASE=database.name,
         ESR_EXPORT_DIR=str(tmp_path / "export"),
         DAGSTER_HOME=str(tmp_path / "dagster_home"),
+        ESR_DELIVERY_DIR=str(tmp_path / "esr-drop"),
+        ESR_INBOUND_DIR=str(tmp_path / "esr-drop" / "inbound"),
     )
 
     def make_run() -> str:

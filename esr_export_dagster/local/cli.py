@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
@@ -131,7 +132,7 @@ def _esr_answers(defs: Definitions, instance: DagsterInstance) -> int:
 
     inbound = Path(os.environ["ESR_INBOUND_DIR"])
     written = answer_folder(Path(os.environ["ESR_DELIVERY_DIR"]), inbound)
-    print(f"\nESR's answers (the local ESR stand-in wrote {len(written)} confirmation file(s) into {inbound})")
+    print(f"\nESR's answers (the local ESR stand-in answered {len(written)} delivered file(s) into {inbound})")
     with build_sensor_context(
         instance=instance, resources=defs.resources, repository_def=defs.get_repository_def()
     ) as context:
@@ -268,12 +269,35 @@ def run_dev(port: int) -> int:
             start_new_session=True,
         )
         signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        # ESR's stand-in answers what the schedule and the UI's runs deliver, so the UI shows the round trip.
+        stop_answering = threading.Event()
+        threading.Thread(
+            target=answer_until,
+            args=(stop_answering, Path(os.environ["ESR_DELIVERY_DIR"]), Path(os.environ["ESR_INBOUND_DIR"])),
+            daemon=True,
+        ).start()
         try:
             return process.wait()
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
             return stop_process_group(process)
+
+
+STANDIN_INTERVAL_SECONDS = 30
+
+
+def answer_until(stop: threading.Event, drop: Path, inbound: Path, interval: float = STANDIN_INTERVAL_SECONDS) -> None:
+    """ESR's stand-in for `make dev`: answer newly delivered files every ``interval`` seconds until ``stop``."""
+    from .esr_standin import answer_folder
+
+    while True:
+        try:
+            answer_folder(drop, inbound)
+        except (OSError, ValueError) as error:  # a file being written, a stray name: the next round tries again
+            print(f"ESR stand-in: {error.__class__.__name__}; trying again in {interval:g} s")
+        if stop.wait(interval):
+            return
 
 
 def stop_process_group(process: subprocess.Popen[bytes]) -> int:
