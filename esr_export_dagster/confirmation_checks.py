@@ -1,9 +1,16 @@
 """``esr_confirmed_every_file``: the asset check that fails while a partition's delivered file has had no
-confirmation from ESR for longer than ESR_CONFIRMATION_DEADLINE_HOURS."""
+confirmation from ESR for longer than ESR_CONFIRMATION_DEADLINE_HOURS.
+
+It runs with every export run of the partition, and ``esr_confirmation_alert_sensor`` reports it again for a
+partition when one of its files passes the deadline unanswered or is answered after it: the check's state
+in the UI follows ESR's answers between runs.
+"""
 
 import datetime as dt
+from collections.abc import Mapping, Sequence
 
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetChecksDefinition,
@@ -12,14 +19,84 @@ from dagster import (
     MetadataValue,
     asset_check,
 )
+from pymongo.database import Database
 
 from .assets import app_export_file, notification_export_file
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import LAYOUT_ANSWERING
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
-from .partitions import export_partitions, run_dates_by_deanery
+from .domain.esr_csv import parse_export_file_name
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, STREAMS, ExportStream
+from .partitions import export_partition_key, export_partitions, run_dates_by_deanery
 from .resources import MongoDBResource
 from .storage.ledger import ESR_CONFIRMATIONS, ExportLedger
+
+CHECK_NAME = "esr_confirmed_every_file"
+_EXPORT_FILE_ASSETS = {APP_STREAM.file_type: app_export_file, NOTIFICATION_STREAM.file_type: notification_export_file}
+
+
+def partition_confirmations(
+    database: Database, stream: ExportStream, run_dates: Mapping[str, Sequence[dt.date]], deadline: dt.datetime
+) -> dict[str, list]:
+    """The partitions' delivered files: confirmed (with their confirmations), awaiting an answer, and
+    unanswered past ``deadline`` (naive UTC: delivered before it)."""
+    ledger = ExportLedger(database, stream.file_type)
+    found: dict[str, list] = {"confirmed": [], "awaiting": [], "overdue": []}
+    for deanery, dates in run_dates.items():
+        for run_date in dates:
+            for entry in ledger.files_for(deanery, run_date):
+                name = str(entry["_id"])
+                if entry.get(ESR_CONFIRMATIONS):
+                    found["confirmed"].append(
+                        {"name": name, "confirmations": sorted(c["file"] for c in entry[ESR_CONFIRMATIONS].values())}
+                    )
+                elif not entry.get("delivered"):
+                    continue  # every_file_delivered covers files not in ESR's drop
+                elif isinstance(entry.get("deliveredAt"), dt.datetime) and entry["deliveredAt"] < deadline:
+                    found["overdue"].append(name)
+                else:
+                    found["awaiting"].append(name)
+    return found
+
+
+def _metadata(found: dict[str, list]) -> dict:
+    return {
+        "confirmed": MetadataValue.json(found["confirmed"]),
+        "awaiting_confirmation": ", ".join(found["awaiting"]) or "none",
+        "unconfirmed_past_deadline": ", ".join(found["overdue"]) or "none",
+        "unconfirmed_past_deadline_count": len(found["overdue"]),
+    }
+
+
+def confirmation_deadline(delivery: DeliveryResource, now: dt.datetime) -> dt.datetime:
+    return now.astimezone(dt.UTC).replace(tzinfo=None) - dt.timedelta(hours=delivery.confirmation_deadline_hours)
+
+
+def evaluations_for_files(
+    database: Database, file_names: Sequence[str], deadline: dt.datetime
+) -> list[AssetCheckEvaluation]:
+    """The check, evaluated again for the partitions of ``file_names`` (export file names)."""
+    partitions = set()
+    for name in file_names:
+        try:
+            parsed = parse_export_file_name(name)
+        except ValueError:
+            continue
+        partitions.add((parsed.file_type, parsed.run_date, parsed.deanery))
+    evaluations = []
+    for file_type, run_date, deanery in sorted(partitions):
+        (stream,) = [s for s in STREAMS if s.file_type == file_type]
+        found = partition_confirmations(database, stream, {deanery: [run_date]}, deadline)
+        evaluations.append(
+            AssetCheckEvaluation(
+                asset_key=_EXPORT_FILE_ASSETS[file_type].key,
+                check_name=CHECK_NAME,
+                passed=not found["overdue"],
+                severity=AssetCheckSeverity.ERROR,
+                partition=str(export_partition_key(run_date, deanery)),
+                metadata=_metadata(found),
+            )
+        )
+    return evaluations
 
 
 def build_confirmation_check(stream: ExportStream, export_file: AssetsDefinition) -> AssetChecksDefinition:
@@ -27,7 +104,7 @@ def build_confirmation_check(stream: ExportStream, export_file: AssetsDefinition
 
     @asset_check(
         asset=export_file,
-        name="esr_confirmed_every_file",
+        name=CHECK_NAME,
         partitions_def=export_partitions,
         description=(
             f"Every {stream.file_type} file of the partition in ESR's drop has been answered by ESR with a "
@@ -38,37 +115,10 @@ def build_confirmation_check(stream: ExportStream, export_file: AssetsDefinition
     def esr_confirmed_every_file(
         context: AssetCheckExecutionContext, mongodb: MongoDBResource, delivery: DeliveryResource
     ) -> AssetCheckResult:
-        ledger = ExportLedger(mongodb.get_database(), stream.file_type)
-        deadline = dt.datetime.now(dt.UTC).replace(tzinfo=None) - dt.timedelta(
-            hours=delivery.confirmation_deadline_hours
-        )
-        confirmed, awaiting, overdue = [], [], []
-        for deanery, dates in run_dates_by_deanery(context).items():
-            for run_date in dates:
-                for entry in ledger.files_for(deanery, run_date):
-                    name = str(entry["_id"])
-                    if entry.get(ESR_CONFIRMATIONS):
-                        confirmed.append(
-                            {
-                                "name": name,
-                                "confirmations": sorted(c["file"] for c in entry[ESR_CONFIRMATIONS].values()),
-                            }
-                        )
-                    elif not entry.get("delivered"):
-                        continue  # every_file_delivered covers files not in ESR's drop
-                    elif isinstance(entry.get("deliveredAt"), dt.datetime) and entry["deliveredAt"] < deadline:
-                        overdue.append(name)
-                    else:
-                        awaiting.append(name)
+        deadline = confirmation_deadline(delivery, dt.datetime.now(dt.UTC))
+        found = partition_confirmations(mongodb.get_database(), stream, run_dates_by_deanery(context), deadline)
         return AssetCheckResult(
-            passed=not overdue,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "confirmed": MetadataValue.json(confirmed),
-                "awaiting_confirmation": ", ".join(awaiting) or "none",
-                "unconfirmed_past_deadline": ", ".join(overdue) or "none",
-                "unconfirmed_past_deadline_count": len(overdue),
-            },
+            passed=not found["overdue"], severity=AssetCheckSeverity.ERROR, metadata=_metadata(found)
         )
 
     return esr_confirmed_every_file

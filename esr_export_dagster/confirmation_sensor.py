@@ -29,6 +29,7 @@ from dagster import (
 
 from .alerts import AlertChannelsResource
 from .confirmation_assets import CONFIRMATION_JOB_BY_TYPE, CONFIRMATION_JOBS, ConfirmationFileConfig
+from .confirmation_checks import confirmation_deadline, evaluations_for_files
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import (
     APC_FILE_TYPE,
@@ -177,11 +178,10 @@ def esr_confirmation_alert_sensor(
     documents = unalerted(database)
     texts = confirmation_alert_texts(documents, ui)
     deadline = delivery.confirmation_deadline_hours
-    overdue = [
-        str(entry["_id"])
-        for entry in unconfirmed_delivered_files(database, now.replace(tzinfo=None) - dt.timedelta(hours=deadline))
-    ]
+    delivered_before = confirmation_deadline(delivery, now)
+    overdue = [str(entry["_id"]) for entry in unconfirmed_delivered_files(database, delivered_before)]
     announced = cursor.unanswered_announced
+    cursor_before = set(announced)
     due = [
         name
         for name in overdue
@@ -201,8 +201,13 @@ def esr_confirmation_alert_sensor(
             )
         )
         announced.update({name: now.isoformat() for name in due})
-    for name in [name for name in announced if name not in overdue]:
+    cleared = [name for name in announced if name not in overdue]
+    for name in cleared:
         del announced[name]
+    # The partitions' check follows: failed when a file passes the deadline, passed again once answered.
+    evaluations = evaluations_for_files(
+        database, [name for name in due if name not in cursor_before] + cleared, delivered_before
+    )
     channels = alert_channels.channels()
     queue = cursor.pending_alerts + [{"text": text, "channels": channels} for text in texts]
     cursor.pending_alerts = []
@@ -214,8 +219,8 @@ def esr_confirmation_alert_sensor(
             cursor.pending_alerts.append({"text": alert["text"], "channels": failed})
     # Recorded once queued: a channel that fails keeps the alert in the cursor, never alerts it twice.
     mark_alerted(database, [str(document["_id"]) for document in documents], now)
-    if queue:
-        return SensorResult(cursor=cursor.dumps())
+    if queue or evaluations:
+        return SensorResult(cursor=cursor.dumps(), asset_events=evaluations)
     return SensorResult(skip_reason=SkipReason("Nothing to alert about ESR's confirmations"), cursor=cursor.dumps())
 
 

@@ -243,7 +243,8 @@ def test_the_round_trip_records_each_outcome_and_alerts_rejections_and_silence(h
 
         later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=31)
         with time_machine.travel(later, tick=False):
-            alert_cursor = harness.tick_sensor(esr_confirmation_alert_sensor, alert_cursor).cursor
+            overdue_tick = harness.tick_sensor(esr_confirmation_alert_sensor, alert_cursor)
+            alert_cursor = overdue_tick.cursor
             checks = {e.check_name: e.passed for e in harness.run(RUN_DATE, "LDN").get_asset_check_evaluations()}
             eoe_checks = {e.check_name: e.passed for e in harness.run(RUN_DATE, "EOE").get_asset_check_evaluations()}
         assert len(slack.received) == 2
@@ -257,6 +258,22 @@ def test_the_round_trip_records_each_outcome_and_alerts_rejections_and_silence(h
         with time_machine.travel(later + dt.timedelta(days=1), tick=False):
             harness.tick_sensor(esr_confirmation_alert_sensor, alert_cursor)
         assert len(slack.received) == 3 and ldn_file in slack.received[2]  # then daily
+        # The partition's check follows between runs: failed as the file passed the deadline ...
+        (failed,) = overdue_tick.asset_events
+        assert (failed.check_name, failed.passed, failed.partition) == (
+            "esr_confirmed_every_file",
+            False,
+            f"{RUN_DATE}|LDN",
+        )
+        assert failed.asset_key == harness.file_asset_key
+        # ... and passed once ESR answers after all.
+        esr_side.answer(("LDN",), sequence=70_100)
+        read_inbound(harness, cursor)
+        with time_machine.travel(later + dt.timedelta(days=1, hours=1), tick=False):
+            answered_tick = harness.tick_sensor(esr_confirmation_alert_sensor, alert_cursor)
+        assert len(slack.received) == 3
+        (passed,) = [e for e in answered_tick.asset_events if e.partition == f"{RUN_DATE}|LDN"]
+        assert passed.passed is True
 
 
 # -- bad input --------------------------------------------------------------------------------------
