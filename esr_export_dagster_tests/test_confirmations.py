@@ -33,6 +33,7 @@ from esr_export_dagster.domain.confirmation_file import (
     REJECTED,
     confirmation_file_name,
 )
+from esr_export_dagster.domain.delivery_url import DeliveryUrlError
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.local import esr_standin
 from esr_export_dagster.local.cli import answer_until
@@ -451,3 +452,45 @@ def test_make_devs_esr_stand_in_answers_each_delivered_file_once(harness, local_
         harness.file_name("EOE", RUN_DATE, 1),
         harness.file_name("EOE", RUN_DATE + dt.timedelta(days=1), 2),
     ]
+
+
+def test_a_deanerys_rejections_of_one_day_go_in_one_alert_each_once(harness, local_side):
+    harness.add_due("EOE", RUN_DATE, count=6)
+    assert harness.run(RUN_DATE, "EOE").success
+    harness.add_due("EOE", RUN_DATE + dt.timedelta(days=1), count=16)
+    assert harness.run(RUN_DATE + dt.timedelta(days=1), "EOE").success
+    rejected = sorted(
+        r[harness.stream.reference_field]
+        for r in harness.records.find({})
+        if esr_standin.rejects(r[harness.stream.reference_field])
+    )
+    assert len(rejected) == 2
+    assert len(local_side.answer(("EOE",))) == 2
+    read_inbound(harness)
+
+    with RecordingServer(slack=True) as slack:
+        harness.alert_channels = AlertChannelsResource(
+            slack=EsrSlackResource(token="xoxb-test", api_url=slack.url), slack_channel="#esr"
+        )
+        cursor = harness.tick_sensor(esr_confirmation_alert_sensor).cursor
+        harness.tick_sensor(esr_confirmation_alert_sensor, cursor)
+
+    (alert,) = slack.received
+    assert "ESR rejected 2 record(s) of EOE" in alert
+    assert f"placement {rejected[0]} in {harness.file_name('EOE', RUN_DATE, 1)} (ERROR)" in alert
+    assert f"placement {rejected[1]} in {harness.file_name('EOE', RUN_DATE + dt.timedelta(days=1), 2)}" in alert
+
+
+@pytest.mark.parametrize(
+    ("url", "named"),
+    [
+        ("ftp://esr.example/in", "scheme 'ftp'"),
+        ("sftp://tis:secret@esr.example/in", "holds a password"),
+        ("s3://Bad_Bucket/in", "S3 bucket name"),
+    ],
+)
+def test_a_bad_inbound_url_is_refused_naming_the_setting_not_the_url(url, named):
+    with pytest.raises(DeliveryUrlError) as refused:
+        DeliveryResource(inbound_url=url).inbound()
+    assert "ESR_INBOUND_URL" in str(refused.value) and named in str(refused.value)
+    assert "ESR_DELIVERY_URL" not in str(refused.value) and "secret" not in str(refused.value)
