@@ -177,7 +177,7 @@ class S3Destination(Destination):
                 )
                 return self._receipt(name, content, _etag(response), already_there=False)
             except ClientError as error:
-                if _status(error) != 412 and _code(error) != "PreconditionFailed":
+                if s3_http_status(error) != 412 and s3_error_code(error) != "PreconditionFailed":
                     raise
             existing = self.client.get_object(Bucket=self.target.host, Key=key)
             body = existing["Body"].read()
@@ -199,15 +199,15 @@ class S3Destination(Destination):
                 f"instance role). {name} stays undelivered."
             )
         if isinstance(error, ClientError):
-            code = _code(error)
-            if code in _S3_REFUSED or _status(error) == 403:
+            code = s3_error_code(error)
+            if code in _S3_REFUSED or s3_http_status(error) == 403:
                 return DeliveryUnavailableError(
                     f"{where} refused the credentials ({code}) putting {name}: check the role or keys and that "
                     "they may s3:PutObject and s3:GetObject under the prefix (deploy/README.md)."
                 )
-            if code in _S3_MISCONFIGURED or _status(error) == 404:
+            if code in _S3_MISCONFIGURED or s3_http_status(error) == 404:
                 return DeliveryConfigurationError(f"{where} cannot take {name}: {code}. Check ESR_DELIVERY_URL.")
-            return DeliveryUnavailableError(f"{where} failed putting {name}: {code} (HTTP {_status(error)})")
+            return DeliveryUnavailableError(f"{where} failed putting {name}: {code} (HTTP {s3_http_status(error)})")
         return DeliveryUnavailableError(f"{where} is unreachable putting {name}: {error.__class__.__name__}")
 
     def _endpoint(self) -> str:
@@ -245,7 +245,7 @@ class SftpDestination(Destination):
 
     def put_if_absent(self, name: str, content: bytes) -> Receipt:
         parse_export_file_name(name)
-        sftp = self._connected()
+        sftp = self.connected_sftp()
         final = self.target.location(name)
         temp = posixpath.join(self.target.path, f"{_TEMP_PREFIX}{name}.{uuid.uuid4().hex}")
         try:
@@ -288,7 +288,8 @@ class SftpDestination(Destination):
         except FileNotFoundError:
             return None
 
-    def _connected(self) -> Any:
+    def connected_sftp(self) -> Any:
+        """The SFTP session, opened on first use with the pinned host key; the inbound reader shares it."""
         if self._sftp is not None:
             return self._sftp
         import paramiko
@@ -363,11 +364,13 @@ def _remove_quietly(sftp: Any, path: str) -> None:
         pass
 
 
-def _code(error: Any) -> str:
+def s3_error_code(error: Any) -> str:
+    """S3's error code from a botocore ClientError ("unknown" when the error carries none)."""
     return str(getattr(error, "response", {}).get("Error", {}).get("Code", "unknown"))
 
 
-def _status(error: Any) -> int | None:
+def s3_http_status(error: Any) -> int | None:
+    """The HTTP status of a botocore ClientError, if it carries one."""
     return getattr(error, "response", {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
 
 

@@ -16,7 +16,13 @@ from typing import Any
 
 from ..domain.confirmation_file import parse_confirmation_file_name
 from ..domain.delivery_url import DeliveryTarget
-from .delivery import DeliveryConfigurationError, DeliveryUnavailableError, SftpDestination, _code, _status
+from .delivery import (
+    DeliveryConfigurationError,
+    DeliveryUnavailableError,
+    SftpDestination,
+    s3_error_code,
+    s3_http_status,
+)
 
 UNREADABLE_FOLDER = "unreadable"
 # A location that refuses writes (a read-only mount, no write permission): files are marked, not moved.
@@ -132,7 +138,7 @@ class S3Inbound(InboundLocation):
             )
             self.client.delete_object(Bucket=self.target.host, Key=key)
         except ClientError as error:
-            if _status(error) == 403 or _code(error) == "AccessDenied":
+            if s3_http_status(error) == 403 or s3_error_code(error) == "AccessDenied":
                 return None
             raise self._classified(f"moving {name} aside", error) from None
         return f"s3://{self.target.host}/{aside}"
@@ -142,9 +148,11 @@ class S3Inbound(InboundLocation):
 
         where = f"S3 bucket {self.target.host} (inbound prefix {self.target.path or '/'})"
         if isinstance(error, ClientError):
-            if _code(error) == "NoSuchBucket":
+            if s3_error_code(error) == "NoSuchBucket":
                 return DeliveryConfigurationError(f"{where} does not exist ({doing}): check ESR_INBOUND_URL")
-            return DeliveryUnavailableError(f"{where} failed {doing}: {_code(error)} (HTTP {_status(error)})")
+            return DeliveryUnavailableError(
+                f"{where} failed {doing}: {s3_error_code(error)} (HTTP {s3_http_status(error)})"
+            )
         return DeliveryUnavailableError(f"{where} is unreachable {doing}: {error.__class__.__name__}")
 
 
@@ -162,7 +170,7 @@ class SftpInbound(InboundLocation):
         return f"SFTP server {self.target.host}:{self.target.port} (inbound folder {self.target.path})"
 
     def names(self) -> list[str]:
-        sftp = self._connection._connected()
+        sftp = self._connection.connected_sftp()
         try:
             listed = sftp.listdir(self.target.path)
         except FileNotFoundError:
@@ -174,7 +182,7 @@ class SftpInbound(InboundLocation):
 
     def read(self, name: str) -> bytes:
         parse_confirmation_file_name(name)
-        sftp = self._connection._connected()
+        sftp = self._connection.connected_sftp()
         try:
             with sftp.open(self.target.location(name), "rb") as remote:
                 return remote.read()
@@ -186,7 +194,7 @@ class SftpInbound(InboundLocation):
 
     def move_aside(self, name: str) -> str | None:
         parse_confirmation_file_name(name)
-        sftp = self._connection._connected()
+        sftp = self._connection.connected_sftp()
         folder = posixpath.join(self.target.path, UNREADABLE_FOLDER)
         aside = posixpath.join(folder, name)
         try:
