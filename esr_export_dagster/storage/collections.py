@@ -18,6 +18,7 @@ __all__ = [
     "COUNTER",
     "EXPORT_BATCH",
     "EXPORT_FILE",
+    "CHECK_STATE",
     "ensure_indexes",
     "ensure_queue_index",
 ]
@@ -25,6 +26,9 @@ __all__ = [
 COUNTER = "counter"
 EXPORT_BATCH = "exportBatch"
 EXPORT_FILE = "exportFile"
+# What an asset check remembers between evaluations (the previous INVALID_DATA count per deanery and file
+# type): the export's own bookkeeping beside the ledger, never a field in upstream's record collections.
+CHECK_STATE = "exportCheckState"
 
 
 def ensure_queue_index(database: Database, stream: ExportStream) -> None:

@@ -25,11 +25,9 @@ from .collections import EXPORT_FILE
 from .delivery import Destination, Receipt
 from .errors import CorruptExportStateError, ExportFileConflictError
 from .export_dir import ExportDirectory
-from .ledger import FILE_COMPLETE
+from .ledger import DELIVERED, FILE_COMPLETE, UNDELIVERED
 from .mongo import TransientExportError
 
-UNDELIVERED = "undelivered"
-DELIVERED = "delivered"
 RESENDS = "resends"
 # Each failed compare-and-set means another re-send of the file was recorded meanwhile.
 _MAX_RESEND_RECORD_ATTEMPTS = 20
