@@ -60,6 +60,14 @@ class DeliveryOutcome:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+def files_undelivered_since(database: Database, started_before: dt.datetime) -> list[str]:
+    """The names of every stream's files started before a (naive UTC) time and still not in ESR's drop."""
+    return sorted(
+        str(entry["_id"])
+        for entry in database[EXPORT_FILE].find({UNDELIVERED: True, "startedAt": {"$lt": started_before}}, {"_id": 1})
+    )
+
+
 @dataclass
 class Deliverer:
     database: Database
