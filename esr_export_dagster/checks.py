@@ -27,7 +27,7 @@ from .resources import (
 )
 from .storage.check_queries import InvalidCountMemory, invalid_counts, references_marked_with
 from .storage.errors import CorruptExportStateError
-from .storage.ledger import NUMBERED, ExportLedger
+from .storage.ledger import ExportLedger
 from .storage.stale_query import pending_records
 
 _SAMPLE = 10
@@ -243,7 +243,6 @@ def sequence_report(ledger: ExportLedger, deanery: str) -> SequenceReport:
         return SequenceReport(0, 0, 0, 0, [], [], [], counter_matches=False, problem=str(error))
     numbers = [file.sequence for file in files]
     expected = range(numbers[0], numbers[0] + len(numbers)) if numbers else range(0)
-    numbered_batch_open = counter.open_batch is not None and counter.open_batch.get("state") == NUMBERED
     return SequenceReport(
         files=len(numbers),
         first_sequence=numbers[0] if numbers else 0,
@@ -252,7 +251,7 @@ def sequence_report(ledger: ExportLedger, deanery: str) -> SequenceReport:
         gaps=sorted(set(expected) - set(numbers)),
         duplicates=sorted({n for n in numbers if numbers.count(n) > 1}),
         in_progress=[file.sequence for file in files if not file.complete],
-        counter_matches=not numbers or counter.seq == numbers[-1] or numbered_batch_open,
+        counter_matches=not numbers or counter.seq == numbers[-1] or counter.has_numbered_batch,
     )
 
 

@@ -84,6 +84,11 @@ class CounterState:
     version: int | None
     open_batch: Mapping[str, Any] | None
 
+    @property
+    def has_numbered_batch(self) -> bool:
+        """An open batch has taken its numbers: the counter runs ahead of the file ledger until it is written."""
+        return self.open_batch is not None and self.open_batch.get("state") == NUMBERED
+
 
 @dataclass(frozen=True)
 class BatchFile:
