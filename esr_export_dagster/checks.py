@@ -2,7 +2,7 @@
 and the files."""
 
 import datetime as dt
-from collections import Counter
+from dataclasses import dataclass
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -16,7 +16,6 @@ from dagster import (
 
 from .assets import app_export_file, notification_export_file
 from .domain.past_start import RUN_CONFIG_FLAG
-from .domain.records import EXPORTED, INVALID_DATA
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import (
@@ -26,11 +25,11 @@ from .resources import (
     WallClockResource,
     build_exporter,
 )
-from .storage.collections import COUNTER, EXPORT_FILE
-from .storage.ledger import FILE_COMPLETE
+from .storage.check_queries import InvalidCountMemory, invalid_counts, references_marked_with
+from .storage.errors import CorruptExportStateError
+from .storage.ledger import ExportLedger
 from .storage.stale_query import pending_records
 
-CHECK_STATE = "exportCheckState"
 _SAMPLE = 10
 
 # What to do when each check fails: the same words as the README's alert table and run-failure list.
@@ -118,13 +117,11 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         ),
     )
     def file_numbers_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-        database = mongodb.get_database()
-        per_deanery = {
-            deanery: _sequence_report(database, stream, deanery) for deanery in run_dates_by_deanery(context)
-        }
-        passed = all([report.pop("passed") for report in per_deanery.values()])
-        gaps = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["gaps"]]
-        repeats = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["duplicates"]]
+        ledger = ExportLedger(mongodb.get_database(), stream.file_type)
+        reports = {deanery: sequence_report(ledger, deanery) for deanery in run_dates_by_deanery(context)}
+        passed = all(report.passed for report in reports.values())
+        gaps = [f"{d}: {n}" for d, report in reports.items() for n in report.gaps]
+        repeats = [f"{d}: {n}" for d, report in reports.items() for n in report.duplicates]
         return AssetCheckResult(
             passed=passed,
             severity=AssetCheckSeverity.ERROR,
@@ -132,7 +129,7 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
             metadata={
                 "gaps": MetadataValue.text(_ids(gaps)),
                 "repeats": MetadataValue.text(_ids(repeats)),
-                "by_deanery": MetadataValue.json(per_deanery),
+                "by_deanery": MetadataValue.json({deanery: report.shown() for deanery, report in reports.items()}),
             },
         )
 
@@ -148,34 +145,26 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_directory: ExportDirectoryResource
     ) -> AssetCheckResult:
         database = mongodb.get_database()
+        ledger = ExportLedger(database, stream.file_type)
         directory = export_directory.directory()
-        mismatched: list[str] = []
-        checked = 0
-        for deanery, run_dates in run_dates_by_deanery(context).items():
-            names = [
-                file["_id"]
-                for file in database[EXPORT_FILE].find(
-                    {
-                        "fileType": stream.file_type,
-                        "deanery": deanery,
-                        "runDate": {"$in": [dt.datetime.combine(day, dt.time.min) for day in run_dates]},
-                    },
-                    {"_id": 1},
-                )
-            ]
-            marked = _marked_references(database, stream, names)
-            for name in names:
-                checked += 1
-                on_disk = sorted(directory.references(name)) if directory.exists(name) else None
-                if on_disk != sorted(marked.get(name, [])):
-                    mismatched.append(name)
+        # The partition's files, from the ledger; each compared with the records marked with its name.
+        names = [
+            name
+            for deanery, run_dates in run_dates_by_deanery(context).items()
+            for name in ledger.file_names_for(deanery, run_dates)
+        ]
+        mismatched = []
+        for name in names:
+            on_disk = sorted(directory.references(name)) if directory.exists(name) else None
+            if on_disk != sorted(references_marked_with(database, stream, name)):
+                mismatched.append(name)
         return AssetCheckResult(
             passed=not mismatched,
             severity=AssetCheckSeverity.ERROR,
             description=f"{len(mismatched)} file(s) disagree with the records. What to do: {FILES_WHAT_TO_DO}"
             if mismatched
             else None,
-            metadata={"files_checked": checked, "mismatched_files": MetadataValue.text(_ids(mismatched))},
+            metadata={"files_checked": len(names), "mismatched_files": MetadataValue.text(_ids(mismatched))},
         )
 
     @asset_check(
@@ -188,25 +177,20 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
     )
     def invalid_records_not_growing(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
         database = mongodb.get_database()
-        # An equality on status alone (indexed); INVALID_DATA records are few, so they are counted here.
-        invalid = Counter(
-            d.get("deanery") for d in database[stream.records_collection].find({"status": INVALID_DATA}, {"deanery": 1})
-        )
-        counts, grew = {}, []
-        for deanery in run_dates_by_deanery(context):
-            count = invalid[deanery]
-            state_id = f"{stream.counter_id(deanery)}_invalid"
-            previous = (database[CHECK_STATE].find_one({"_id": state_id}) or {}).get("count")
-            database[CHECK_STATE].update_one({"_id": state_id}, {"$set": {"count": count}}, upsert=True)
-            counts[deanery] = {"invalid_records": count, "previous": previous}
-            if previous is not None and count > previous:
-                grew.append(deanery)
+        deaneries = list(run_dates_by_deanery(context))
+        invalid = invalid_counts(database, stream)
+        current = {deanery: invalid[deanery] for deanery in deaneries}
+        memory = InvalidCountMemory(database, stream)
+        previous = memory.previous(deaneries)
+        memory.record(current)
+        grew = [d for d in deaneries if previous[d] is not None and current[d] > previous[d]]
+        counts = {d: {"invalid_records": current[d], "previous": previous[d]} for d in deaneries}
         return AssetCheckResult(
             passed=not grew,
             severity=AssetCheckSeverity.WARN,
             description=f"More INVALID_DATA in {', '.join(grew)}. What to do: {INVALID_WHAT_TO_DO}" if grew else None,
             metadata={
-                "invalid_records": sum(c["invalid_records"] for c in counts.values()),
+                "invalid_records": sum(current.values()),
                 "grew_in": MetadataValue.text(_ids(grew)),
                 "by_deanery": MetadataValue.json(counts),
             },
@@ -215,46 +199,60 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
     return [file_numbers_contiguous, files_match_records, invalid_records_not_growing]
 
 
-def _sequence_report(database, stream: ExportStream, deanery: str) -> dict:
-    files = list(database[EXPORT_FILE].find({"fileType": stream.file_type, "deanery": deanery}, {"seq": 1, "state": 1}))
-    numbers = sorted(f["seq"] for f in files)
-    counter = database[COUNTER].find_one({"_id": stream.counter_id(deanery)}) or {}
-    open_batch = counter.get("openBatch") or {}
-    expected = list(range(numbers[0], numbers[0] + len(numbers))) if numbers else []
-    gaps = sorted(set(expected) - set(numbers))
-    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
-    # Numbers taken by a batch still being written are not gaps yet; the next run finishes that batch.
-    incomplete = sorted(f["seq"] for f in files if f["state"] != FILE_COMPLETE)
-    counter_matches = not numbers or counter.get("seq") == numbers[-1] or open_batch.get("state") == "NUMBERED"
-    return {
-        "passed": not gaps and not duplicates and counter_matches,
-        "files": len(numbers),
-        "first_sequence": numbers[0] if numbers else 0,
-        "last_sequence": numbers[-1] if numbers else 0,
-        "counter_sequence": counter.get("seq", 0),
-        "gaps": gaps,
-        "duplicates": duplicates,
-        "in_progress": incomplete,
-    }
+@dataclass(frozen=True)
+class SequenceReport:
+    """A deanery's file numbers as the ledger holds them, against its counter."""
+
+    files: int
+    first_sequence: int
+    last_sequence: int
+    counter_sequence: int
+    gaps: list[int]
+    duplicates: list[int]
+    # Numbers taken by a batch still being written: not gaps yet, the next run finishes that batch.
+    in_progress: list[int]
+    counter_matches: bool
+    # Why the ledger or counter could not be read (a value that is not a file number), else None.
+    problem: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return not self.gaps and not self.duplicates and self.counter_matches and self.problem is None
+
+    def shown(self) -> dict:
+        """The check's metadata for the deanery."""
+        shown = {
+            "files": self.files,
+            "first_sequence": self.first_sequence,
+            "last_sequence": self.last_sequence,
+            "counter_sequence": self.counter_sequence,
+            "gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "in_progress": self.in_progress,
+        }
+        if self.problem is not None:
+            shown["problem"] = self.problem
+        return shown
 
 
-def _marked_references(database, stream: ExportStream, names: list[str]) -> dict[str, list[int]]:
-    """Business ids (placementId, notificationId) of the records marked EXPORTED with each of ``names``.
-
-    One file (the daily run): ``distinct`` returns just the ids without reading whole records. Many files
-    (a backfill): one query for them all, since a ``distinct`` per file would scan the collection each time.
-    """
-    records = database[stream.records_collection]
-    reference = stream.reference_field
-    if len(names) == 1:
-        return {names[0]: records.distinct(reference, {"exportedFileName": names[0], "status": EXPORTED})}
-    marked: dict[str, list[int]] = {}
-    for record in records.find(
-        {"exportedFileName": {"$in": names}}, {reference: 1, "exportedFileName": 1, "status": 1}
-    ).batch_size(5000):
-        if record.get("status") == EXPORTED:
-            marked.setdefault(record["exportedFileName"], []).append(record[reference])
-    return marked
+def sequence_report(ledger: ExportLedger, deanery: str) -> SequenceReport:
+    try:
+        files = ledger.numbered_files(deanery)
+        counter = ledger.read_counter(deanery)
+    except CorruptExportStateError as error:
+        return SequenceReport(0, 0, 0, 0, [], [], [], counter_matches=False, problem=str(error))
+    numbers = [file.sequence for file in files]
+    expected = range(numbers[0], numbers[0] + len(numbers)) if numbers else range(0)
+    return SequenceReport(
+        files=len(numbers),
+        first_sequence=numbers[0] if numbers else 0,
+        last_sequence=numbers[-1] if numbers else 0,
+        counter_sequence=counter.seq,
+        gaps=sorted(set(expected) - set(numbers)),
+        duplicates=sorted({n for n in numbers if numbers.count(n) > 1}),
+        in_progress=[file.sequence for file in files if not file.complete],
+        counter_matches=not numbers or counter.seq == numbers[-1] or counter.has_numbered_batch,
+    )
 
 
 @asset_check(

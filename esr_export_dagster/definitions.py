@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 
-from dagster import ConfigurableResource, Definitions, EnvVar
+from dagster import ConfigurableResource, Definitions
 from dagster_msteams import MSTeamsResource
 
 from .alerts import AlertChannelsResource, EsrSlackResource
@@ -16,13 +15,7 @@ from .confirmation_checks import CONFIRMATION_CHECKS
 from .confirmation_sensor import esr_confirmation_alert_sensor, esr_confirmation_sensor
 from .delivery_checks import DELIVERY_CHECKS
 from .delivery_ops import resend_export_file
-from .delivery_resource import (
-    DEFAULT_CONFIRMATION_DEADLINE_HOURS,
-    DEFAULT_LOCAL_DROP,
-    DEFAULT_LOCAL_INBOUND,
-    DEFAULT_UNDELIVERED_ALERT_MINUTES,
-    DeliveryResource,
-)
+from .delivery_resource import DeliveryResource
 from .delivery_sensor import undelivered_files_sensor
 from .io_managers import ExportIOManager
 from .jobs import EXPORT_JOBS
@@ -33,61 +26,62 @@ from .resources import (
     StaleRecordPolicyResource,
     WallClockResource,
 )
-from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE, daily_app_export_schedule, daily_notification_export_schedule
+from .schedules import daily_app_export_schedule, daily_notification_export_schedule
 from .sensors import export_run_failure_alert, stale_to_export_sensor
-
-
-def _env_or_default(name: str, default: str) -> EnvVar | str:
-    """An optional setting: read from the environment at run time when set, else the default."""
-    return EnvVar(name) if name in os.environ else default
+from .settings import (
+    CONFIRMATION_DEADLINE_HOURS,
+    DAGSTER_UI_URL,
+    DELIVERY_ALERT_MINUTES,
+    DELIVERY_DIR,
+    DELIVERY_KNOWN_HOSTS,
+    DELIVERY_S3_KMS_KEY_ID,
+    DELIVERY_SSH_KEY_FILE,
+    DELIVERY_URL,
+    EXPORT_DIR,
+    INBOUND_DIR,
+    INBOUND_URL,
+    MONGODB_DATABASE,
+    MONGODB_URI,
+    NOTIFICATION_EXPORT_TIME_UTC,
+    SLACK_CHANNEL,
+    SLACK_TOKEN,
+    TEAMS_WEBHOOK_URL,
+)
 
 
 def default_resources() -> dict[str, ConfigurableResource]:
+    """The resources from the environment (settings.py): each field is the setting's EnvVar when set, resolved
+    when a run builds its resources, else the setting's default."""
     return {
-        "mongodb": MongoDBResource(
-            uri=EnvVar("ESR_MONGODB_URI"),
-            database=_env_or_default("ESR_MONGODB_DATABASE", "esr_export"),
-        ),
-        "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
+        "mongodb": MongoDBResource(uri=MONGODB_URI.required(), database=MONGODB_DATABASE.resource_value()),
+        "export_directory": ExportDirectoryResource(path=EXPORT_DIR.required()),
         "export_policy": ExportPolicyResource(
-            notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
+            notification_export_time_utc=NOTIFICATION_EXPORT_TIME_UTC.resource_value()
         ),
         "io_manager": ExportIOManager(),
         "wall_clock": WallClockResource(),
-        "stale_policy": StaleRecordPolicyResource(
-            ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
-        ),
+        "stale_policy": StaleRecordPolicyResource(ui_url=DAGSTER_UI_URL.resource_value()),
         "delivery": default_delivery(),
         "alert_channels": AlertChannelsResource(
-            teams=MSTeamsResource(hook_url=EnvVar("ESR_TEAMS_WEBHOOK_URL"))
-            if "ESR_TEAMS_WEBHOOK_URL" in os.environ
-            else None,
-            slack=EsrSlackResource(token=EnvVar("ESR_SLACK_TOKEN")) if "ESR_SLACK_TOKEN" in os.environ else None,
-            slack_channel=_env_or_default("ESR_SLACK_CHANNEL", "") or None,
+            teams=MSTeamsResource(hook_url=TEAMS_WEBHOOK_URL.required()) if TEAMS_WEBHOOK_URL.is_set else None,
+            slack=EsrSlackResource(token=SLACK_TOKEN.required()) if SLACK_TOKEN.is_set else None,
+            slack_channel=SLACK_CHANNEL.resource_value(),
         ),
     }
 
 
 def default_delivery() -> DeliveryResource:
     """ESR's drop from the environment; S3 credentials, region and endpoint come from boto3's standard chain."""
-
-    def optional(name: str) -> EnvVar | None:
-        return EnvVar(name) if os.environ.get(name) else None
-
     return DeliveryResource(
-        url=_env_or_default("ESR_DELIVERY_URL", ""),
-        local_folder=_env_or_default("ESR_DELIVERY_DIR", DEFAULT_LOCAL_DROP),
-        ssh_key_file=optional("ESR_DELIVERY_SSH_KEY_FILE"),
-        known_hosts_file=optional("ESR_DELIVERY_KNOWN_HOSTS"),
-        s3_kms_key_id=optional("ESR_DELIVERY_S3_KMS_KEY_ID"),
-        undelivered_alert_minutes=EnvVar.int("ESR_DELIVERY_ALERT_MINUTES")
-        if os.environ.get("ESR_DELIVERY_ALERT_MINUTES")
-        else DEFAULT_UNDELIVERED_ALERT_MINUTES,
-        inbound_url=_env_or_default("ESR_INBOUND_URL", ""),
-        inbound_local_folder=_env_or_default("ESR_INBOUND_DIR", DEFAULT_LOCAL_INBOUND),
-        confirmation_deadline_hours=EnvVar.int("ESR_CONFIRMATION_DEADLINE_HOURS")
-        if os.environ.get("ESR_CONFIRMATION_DEADLINE_HOURS")
-        else DEFAULT_CONFIRMATION_DEADLINE_HOURS,
+        url=DELIVERY_URL.resource_value(),
+        local_folder=DELIVERY_DIR.resource_value(),
+        ssh_key_file=DELIVERY_SSH_KEY_FILE.resource_value(),
+        known_hosts_file=DELIVERY_KNOWN_HOSTS.resource_value(),
+        s3_kms_key_id=DELIVERY_S3_KMS_KEY_ID.resource_value(),
+        undelivered_alert_minutes=DELIVERY_ALERT_MINUTES.resource_int(),
+        inbound_url=INBOUND_URL.resource_value(),
+        inbound_local_folder=INBOUND_DIR.resource_value(),
+        confirmation_deadline_hours=CONFIRMATION_DEADLINE_HOURS.resource_int(),
     )
 
 

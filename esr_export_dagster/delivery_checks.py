@@ -18,7 +18,6 @@ from .assets import app_export_file, notification_export_file
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import MongoDBResource
-from .storage.deliverer import DELIVERED, UNDELIVERED
 from .storage.ledger import ExportLedger
 
 
@@ -56,17 +55,16 @@ def partition_deliveries(
     delivered, undelivered = [], []
     for deanery, dates in run_dates.items():
         for run_date in dates:
-            for entry in ledger.files_for(deanery, run_date):
-                if entry.get(UNDELIVERED):
-                    undelivered.append(str(entry["_id"]))
-                elif entry.get(DELIVERED):
-                    receipt = entry[DELIVERED]
+            for file in ledger.deliveries_for(deanery, run_date):
+                if file.undelivered:
+                    undelivered.append(file.name)
+                elif file.delivered:
                     delivered.append(
                         {
-                            "name": str(entry["_id"]),
-                            "destination": receipt.get("destination"),
-                            "location": receipt.get("location"),
-                            "sha256": receipt.get("sha256"),
+                            "name": file.name,
+                            "destination": file.destination,
+                            "location": file.location,
+                            "sha256": file.sha256,
                         }
                     )
     return delivered, undelivered

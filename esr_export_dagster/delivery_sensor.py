@@ -7,8 +7,7 @@ delivery step sends the deanery's backlog first.
 """
 
 import datetime as dt
-import json
-from typing import Any
+from collections.abc import Sequence
 
 from dagster import (
     DefaultSensorStatus,
@@ -22,21 +21,21 @@ from dagster import (
 from .alerts import AlertChannelsResource
 from .delivery_resource import DeliveryResource
 from .domain.delivery_url import DeliveryUrlError
-from .domain.esr_csv import parse_export_file_name
+from .domain.esr_csv import ExportFileName, parse_export_file_name
+from .domain.sensor_tick import FileAnnouncements, UndeliveredAlert, UndeliveredFilesCursor, plan_file_announcements
 from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import MongoDBResource, StaleRecordPolicyResource
-from .sensors import STALE_SENSOR_INTERVAL_SECONDS
-from .storage.collections import EXPORT_FILE
-from .storage.deliverer import UNDELIVERED
+from .sensors import deliver_alerts
+from .settings import SENSOR_INTERVAL_SECONDS
+from .storage.deliverer import files_undelivered_since
 
-_REANNOUNCE_AFTER = dt.timedelta(days=1)
 _JOBS = {"APP": daily_app_export_job.name, "DNC": daily_notification_export_job.name}
 
 
 @sensor(
     jobs=list(EXPORT_JOBS),
-    minimum_interval_seconds=STALE_SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Finds export files written but still not delivered to ESR's drop after the configured time (30 minutes "
@@ -52,61 +51,57 @@ def undelivered_files_sensor(
     alert_channels: AlertChannelsResource,
 ):
     now = dt.datetime.now(dt.UTC)
-    cutoff = now.replace(tzinfo=None) - dt.timedelta(minutes=delivery.undelivered_alert_minutes)
+    cursor = UndeliveredFilesCursor.parse(context.cursor)
+
+    started_before = now.replace(tzinfo=None) - dt.timedelta(minutes=delivery.undelivered_alert_minutes)
+    overdue = files_undelivered_since(mongodb.get_database(), started_before)
+    plan = plan_file_announcements(overdue, cursor.announced, now)
+    channels = tuple(alert_channels.channels())
+    texts = alert_texts(plan, delivery, stale_policy.ui_url)
+    undelivered = deliver_alerts(
+        context.log, alert_channels, [*cursor.undelivered, *(UndeliveredAlert(text, channels) for text in texts)]
+    )
+    # Only with an announcement (first, then daily): a destination down for days must not start a failing
+    # run every hour.
+    run_requests = delivery_catch_up_requests(plan.due, now)
+
+    next_cursor = UndeliveredFilesCursor(plan.announced, undelivered).serialise()
+    if run_requests:
+        return SensorResult(run_requests=run_requests, cursor=next_cursor)
+    return SensorResult(skip_reason=SkipReason("Every written export file is in ESR's drop"), cursor=next_cursor)
+
+
+def alert_texts(plan: FileAnnouncements, delivery: DeliveryResource, ui_url: str) -> list[str]:
+    """What to announce: the files newly (or a day again) overdue by name, and those delivered since."""
     try:
         where = delivery.target().describe()
     except DeliveryUrlError as error:
         where = f"a misconfigured destination ({error})"
-    overdue = sorted(
-        str(entry["_id"])
-        for entry in mongodb.get_database()[EXPORT_FILE].find(
-            {UNDELIVERED: True, "startedAt": {"$lt": cutoff}}, {"_id": 1}
-        )
-    )
-    cursor = _load_cursor(context.cursor)
-    announced: dict[str, str] = cursor["announced"]
-    due = [
-        name
-        for name in overdue
-        if name not in announced or now - dt.datetime.fromisoformat(announced[name]) >= _REANNOUNCE_AFTER
-    ]
-    cleared = sorted(name for name in announced if name not in overdue)
     texts = []
-    if due:
+    if plan.due:
         texts.append(
             "\n".join(
                 [
-                    f"ESR delivery: {len(due)} export file(s) written more than {delivery.undelivered_alert_minutes} "
-                    f"minutes ago are not in ESR's drop ({where}): {', '.join(due)}.",
+                    f"ESR delivery: {len(plan.due)} export file(s) written more than {delivery.undelivered_alert_minutes} "
+                    f"minutes ago are not in ESR's drop ({where}): {', '.join(plan.due)}.",
                     "Their records are EXPORTED and the files are archived in ESR_EXPORT_DIR; ESR does not have them.",
                     "What to do: see the failed runs' errors (README, 'When something goes wrong'); a run of each "
                     "file's partition has been requested, and its delivery step sends the deanery's undelivered files "
                     "first, oldest number first.",
-                    f"Runs: {stale_policy.ui_url.rstrip('/')}/runs",
+                    f"Runs: {ui_url.rstrip('/')}/runs",
                 ]
             )
         )
-        announced.update({name: now.isoformat() for name in due})
-    if cleared:
-        texts.append(f"ESR delivery: now in ESR's drop ({where}): {', '.join(cleared)}.")
-        for name in cleared:
-            del announced[name]
+    if plan.cleared:
+        texts.append(f"ESR delivery: now in ESR's drop ({where}): {', '.join(plan.cleared)}.")
+    return texts
 
-    channels = alert_channels.channels()
-    queue = cursor["undelivered_alerts"] + [{"text": text, "channels": channels} for text in texts]
-    cursor["undelivered_alerts"] = []
-    for alert in queue:
-        context.log.warning(alert["text"])
-        failed = alert_channels.deliver(alert["text"], alert["channels"])
-        if failed:
-            context.log.error(f"Alert delivery failed on {', '.join(failed)}; it is tried again next tick")
-            cursor["undelivered_alerts"].append({"text": alert["text"], "channels": failed})
 
+def delivery_catch_up_requests(names: Sequence[str], now: dt.datetime) -> list[RunRequest]:
+    """What to run: one request per partition of the named files, whose delivery step sends its backlog."""
     hour = now.strftime("%Y-%m-%dT%H")
-    # Only with an announcement (first, then daily): a destination down for days must not start a failing
-    # run every hour.
-    partitions = sorted({(parsed.file_type, parsed.run_date, parsed.deanery) for parsed in _parsed(due)})
-    run_requests = [
+    partitions = sorted({(parsed.file_type, parsed.run_date, parsed.deanery) for parsed in _parsed(names)})
+    return [
         RunRequest(
             # At most one request per partition per hour, even if the cursor were lost.
             run_key=f"delivery-catch-up-{_JOBS[file_type]}-{run_date.isoformat()}-{deanery}-{hour}",
@@ -116,13 +111,9 @@ def undelivered_files_sensor(
         )
         for file_type, run_date, deanery in partitions
     ]
-    serialised = json.dumps(cursor, sort_keys=True)
-    if run_requests:
-        return SensorResult(run_requests=run_requests, cursor=serialised)
-    return SensorResult(skip_reason=SkipReason("Every written export file is in ESR's drop"), cursor=serialised)
 
 
-def _parsed(names: list[str]) -> list[Any]:
+def _parsed(names: Sequence[str]) -> list[ExportFileName]:
     parsed = []
     for name in names:
         try:
@@ -130,8 +121,3 @@ def _parsed(names: list[str]) -> list[Any]:
         except ValueError:
             continue  # announced by name all the same; a run cannot be requested for it
     return parsed
-
-
-def _load_cursor(raw: str | None) -> dict[str, Any]:
-    cursor = json.loads(raw) if raw else {}
-    return {"announced": cursor.get("announced", {}), "undelivered_alerts": cursor.get("undelivered_alerts", [])}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections import defaultdict
 from collections.abc import Mapping
 
@@ -17,17 +16,17 @@ from dagster import (
 )
 
 from .domain.deaneries import DEANERIES, require_deanery
+from .settings import FIRST_PARTITION_DATE
 
 DATE_DIMENSION = "date"
 DEANERY_DIMENSION = "deanery"
-# The first day the new exporter had to cover: the 2021 incident's missed runs must be backfillable.
-DEFAULT_FIRST_PARTITION_DATE = "2021-07-01"
-FIRST_PARTITION_DATE_VARIABLE = "ESR_FIRST_PARTITION_DATE"
+DEFAULT_FIRST_PARTITION_DATE = FIRST_PARTITION_DATE.default
+FIRST_PARTITION_DATE_VARIABLE = FIRST_PARTITION_DATE.name
 
 
-def first_partition_date(environ: Mapping[str, str]) -> str:
-    """The grid's first date, from ESR_FIRST_PARTITION_DATE (default 2021-07-01): the only place it is read."""
-    value = environ.get(FIRST_PARTITION_DATE_VARIABLE, "").strip() or DEFAULT_FIRST_PARTITION_DATE
+def first_partition_date(environ: Mapping[str, str | None]) -> str:
+    """The grid's first date, from ESR_FIRST_PARTITION_DATE (default 2021-07-01): the only place it is checked."""
+    value = (environ.get(FIRST_PARTITION_DATE_VARIABLE) or "").strip() or DEFAULT_FIRST_PARTITION_DATE
     try:
         first = dt.date.fromisoformat(value)
     except ValueError:
@@ -39,7 +38,8 @@ def first_partition_date(environ: Mapping[str, str]) -> str:
     return first.isoformat()
 
 
-FIRST_EXPORT_DATE = first_partition_date(os.environ)
+# Read when the code location loads: the partitions are part of the definitions (settings.py).
+FIRST_EXPORT_DATE = first_partition_date({FIRST_PARTITION_DATE.name: FIRST_PARTITION_DATE.load_value()})
 DEANERY_TAG = "esr/deanery"
 # The tag Dagster itself puts on a run of one date × deanery partition (a one-partition Materialize in the UI,
 # and the schedule's and sensor's runs beside DEANERY_TAG). A range run of a backfill carries neither.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 
 from dagster import (
     DefaultScheduleStatus,
@@ -18,15 +17,11 @@ from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC
 from .jobs import daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
+from .settings import NOTIFICATION_EXPORT_TIME_UTC
 
 
 def daily_cron(run_time_utc: dt.time) -> str:
     return f"{run_time_utc.minute} {run_time_utc.hour} * * *"
-
-
-def configured_run_time(variable: str, default: dt.time) -> dt.time:
-    """A daily run time from the environment (HH:MM, UTC), read when the code location loads."""
-    return dt.time.fromisoformat(os.environ.get(variable, default.strftime("%H:%M")))
 
 
 def build_daily_export_schedule(
@@ -58,10 +53,13 @@ def build_daily_export_schedule(
     return daily_export_schedule
 
 
-# The notification export's time is also its eligibility cut-off (ExportPolicyResource reads the same
-# variable), so a notification created after a day's run goes out in the next day's file.
-NOTIFICATION_EXPORT_TIME_VARIABLE = "ESR_NOTIFICATION_EXPORT_TIME_UTC"
-NOTIFICATION_EXPORT_TIME = configured_run_time(NOTIFICATION_EXPORT_TIME_VARIABLE, NOTIFICATION_RUN_TIME_UTC)
+# The notification export's time is also its eligibility cut-off (ExportPolicyResource is given the same
+# setting), so a notification created after a day's run goes out in the next day's file. A cron is part of
+# the definitions Dagster serialises when the code location loads, before any resource exists: the time is
+# read then, through the same EnvVar the runs' cut-off resolves (settings.py).
+NOTIFICATION_EXPORT_TIME = dt.time.fromisoformat(
+    NOTIFICATION_EXPORT_TIME_UTC.load_value() or NOTIFICATION_RUN_TIME_UTC.strftime("%H:%M")
+)
 APP_EXPORT_CRON = daily_cron(DAILY_RUN_TIME_UTC)
 NOTIFICATION_EXPORT_CRON = daily_cron(NOTIFICATION_EXPORT_TIME)
 

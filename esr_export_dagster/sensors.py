@@ -6,10 +6,11 @@ In 2021 records sat TO_EXPORT for days before a user noticed on Teams. ``stale_t
 """
 
 import datetime as dt
-import os
+from collections.abc import Sequence
 from typing import Any
 
 from dagster import (
+    DagsterLogManager,
     DefaultSensorStatus,
     RunFailureSensorContext,
     RunRequest,
@@ -19,6 +20,7 @@ from dagster import (
     run_failure_sensor,
     sensor,
 )
+from pymongo.database import Database
 
 from .alerts import AlertChannelsResource
 from .domain.sensor_tick import StaleSensorCursor, UndeliveredAlert, tick_outcome
@@ -28,20 +30,17 @@ from .domain.stale_records import (
     OVERDUE,
     UNDATED,
     UNDATED_NOTIFICATION,
+    Finding,
+    StalePolicy,
     classify,
     classify_notifications,
     plan_announcements,
 )
-from .domain.streams import STREAMS
 from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
-from .storage.collections import ensure_queue_index
+from .settings import SENSOR_INTERVAL_SECONDS
 from .storage.stale_query import pending_notifications, pending_records
-
-# Read when the code location loads (no I/O): how often the sensor looks, 15 minutes unless configured.
-STALE_SENSOR_INTERVAL_SECONDS = int(os.environ.get("ESR_STALE_SENSOR_INTERVAL_SECONDS", "900"))
-
 
 # Which job's partition a catch-up run for a finding's category re-materializes.
 _CATCH_UP_JOBS = {
@@ -56,7 +55,7 @@ _CATCH_UP_JOBS = {
 
 @sensor(
     jobs=list(EXPORT_JOBS),
-    minimum_interval_seconds=STALE_SENSOR_INTERVAL_SECONDS,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=DefaultSensorStatus.RUNNING,
     description=(
         "Finds applicant records still TO_EXPORT that are overdue, at risk of missing ESR's window, or past "
@@ -78,57 +77,73 @@ def stale_to_export_sensor(
     alert_channels: AlertChannelsResource,
 ):
     now = dt.datetime.now(dt.UTC)
-    database = mongodb.get_database()
-    # Only the index its own query needs: a failing build of the export's indexes (duplicates upstream,
-    # say) must not silence the alerts.
-    for stream in STREAMS:
-        ensure_queue_index(database, stream)
     policy = stale_policy.policy(export_policy)
-    findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
-    late_before = now.astimezone(dt.UTC).replace(tzinfo=None) - policy.notification_late_after
-    findings += classify_notifications(pending_notifications(database, created_before=late_before), now, policy)
     cursor = StaleSensorCursor.parse(context.cursor)
-    announcements, memory = plan_announcements(findings, cursor.memory(), now, stale_policy.ui_url, policy)
-    cursor.remember(memory)
 
+    findings = stuck_records(mongodb.get_database(), now, policy)
+    announcements, announced = plan_announcements(findings, cursor.announced, now, stale_policy.ui_url, policy)
     channels = tuple(alert_channels.channels())
-    queue = cursor.undelivered + [UndeliveredAlert(a.text, channels) for a in announcements]
-    cursor.undelivered = []
-    for alert in queue:
-        context.log.warning(alert.text)
-        failed = alert_channels.deliver(alert.text, list(alert.channels))
-        if failed:
-            context.log.error(f"Alert delivery failed on {', '.join(failed)}; it is tried again next tick")
-            cursor.undelivered.append(UndeliveredAlert(alert.text, tuple(failed)))
+    undelivered = deliver_alerts(
+        context.log, alert_channels, [*cursor.undelivered, *(UndeliveredAlert(a.text, channels) for a in announcements)]
+    )
+    run_requests = catch_up_requests(findings, now) if stale_policy.catch_up_runs else []
 
-    run_requests = []
-    if stale_policy.catch_up_runs:
-        hour = now.strftime("%Y-%m-%dT%H")
-        partitions = sorted(
-            {
-                (_CATCH_UP_JOBS[f.category], run_date, f.deanery)
-                for f in findings
-                if f.category in _CATCH_UP_JOBS
-                for run_date in f.catch_up_dates
-            }
-        )
-        run_requests = [
-            RunRequest(
-                # At most one request per partition per hour, even if the cursor were lost.
-                run_key=f"catch-up-{job}-{run_date.isoformat()}-{deanery}-{hour}",
-                job_name=job,
-                partition_key=export_partition_key(run_date, deanery),
-                tags={DEANERY_TAG: deanery, "esr/trigger": "stale-record-catch-up"},
-            )
-            for job, run_date, deanery in partitions
-        ]
-
-    outcome = tick_outcome(findings, announcements, len(cursor.undelivered), len(run_requests))
+    next_cursor = StaleSensorCursor(announced, undelivered).serialise()
+    outcome = tick_outcome(findings, announcements, len(undelivered), len(run_requests))
     # The tick's page shows a skip reason but no text beside requested runs: the log carries it in both cases.
     context.log.info(outcome)
     if run_requests:
-        return SensorResult(run_requests=run_requests, cursor=cursor.serialise())
-    return SensorResult(skip_reason=SkipReason(outcome), cursor=cursor.serialise())
+        return SensorResult(run_requests=run_requests, cursor=next_cursor)
+    return SensorResult(skip_reason=SkipReason(outcome), cursor=next_cursor)
+
+
+def stuck_records(database: Database, now: dt.datetime, policy: StalePolicy) -> list[Finding]:
+    """What is pending and in trouble: TO_EXPORT records and notifications, classified per deanery.
+
+    Both reads are an equality on ``status``, served by the index the export builds when it prepares its
+    collections (``ensure_indexes``); the sensor itself builds nothing, so a failing index build can never
+    silence its alerts.
+    """
+    findings = classify(pending_records(database, starting_before=now.date() + policy.window.upper), now, policy)
+    late_before = now.astimezone(dt.UTC).replace(tzinfo=None) - policy.notification_late_after
+    return findings + classify_notifications(pending_notifications(database, created_before=late_before), now, policy)
+
+
+def deliver_alerts(
+    log: DagsterLogManager, alert_channels: AlertChannelsResource, alerts: Sequence[UndeliveredAlert]
+) -> tuple[UndeliveredAlert, ...]:
+    """Post each alert on its channels and log it; returns what a channel did not take, for the next tick."""
+    undelivered = []
+    for alert in alerts:
+        log.warning(alert.text)
+        failed = alert_channels.deliver(alert.text, list(alert.channels))
+        if failed:
+            log.error(f"Alert delivery failed on {', '.join(failed)}; it is tried again next tick")
+            undelivered.append(UndeliveredAlert(alert.text, tuple(failed)))
+    return tuple(undelivered)
+
+
+def catch_up_requests(findings: Sequence[Finding], now: dt.datetime) -> list[RunRequest]:
+    """What to run: one request per partition that would still export a finding's records."""
+    hour = now.strftime("%Y-%m-%dT%H")
+    partitions = sorted(
+        {
+            (_CATCH_UP_JOBS[finding.category], run_date, finding.deanery)
+            for finding in findings
+            if finding.category in _CATCH_UP_JOBS
+            for run_date in finding.catch_up_dates
+        }
+    )
+    return [
+        RunRequest(
+            # At most one request per partition per hour, even if the cursor were lost.
+            run_key=f"catch-up-{job}-{run_date.isoformat()}-{deanery}-{hour}",
+            job_name=job,
+            partition_key=export_partition_key(run_date, deanery),
+            tags={DEANERY_TAG: deanery, "esr/trigger": "stale-record-catch-up"},
+        )
+        for job, run_date, deanery in partitions
+    ]
 
 
 @run_failure_sensor(

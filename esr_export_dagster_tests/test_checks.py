@@ -6,7 +6,9 @@ import datetime as dt
 
 import pytest
 
-from esr_export_dagster.storage.collections import APP_RECORDS, EXPORT_FILE
+from esr_export_dagster.domain.records import EXPORTED
+from esr_export_dagster.storage import collections
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +71,75 @@ def test_a_file_that_disagrees_with_the_records_fails_the_check(harness):
     result = harness.run(RUN_DATE, "MER")
 
     assert checks_of(result)["files_match_records"] is False
+
+
+def test_a_record_outside_the_file_marked_with_its_name_fails_the_check(harness):
+    harness.add("MER", RUN_DATE + dt.timedelta(days=5), count=2)
+    (stray,) = harness.add("MER", RUN_DATE + dt.timedelta(weeks=20))
+    harness.run_ok(RUN_DATE, "MER")
+    name = harness.file_name("MER", RUN_DATE, 1)
+    harness.database[APP_RECORDS].update_one(
+        {"_id": stray["_id"]}, {"$set": {"status": EXPORTED, "exportedFileName": name}}
+    )
+
+    result = harness.run(RUN_DATE, "MER")
+
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "files_match_records"]
+    assert evaluation.passed is False
+    assert evaluation.metadata["mismatched_files"].value == name
+
+
+def test_a_file_missing_from_the_export_directory_fails_the_check(harness):
+    harness.add("MER", RUN_DATE + dt.timedelta(days=5), count=2)
+    harness.run_ok(RUN_DATE, "MER")
+    (harness.export_dir / harness.file_name("MER", RUN_DATE, 1)).unlink()
+
+    result = harness.run(RUN_DATE, "MER")
+
+    assert checks_of(result)["files_match_records"] is False
+
+
+def test_a_backfill_checks_every_file_of_its_range_and_fails_on_the_one_that_disagrees(harness):
+    last = RUN_DATE + dt.timedelta(days=2)
+    for day in range(3):
+        for deanery in ("EOE", "LDN"):
+            harness.add_due(deanery, RUN_DATE + dt.timedelta(days=day), count=2)
+    assert harness.run_range(RUN_DATE, last, "EOE", "LDN").success
+    middle = harness.file_name("LDN", RUN_DATE + dt.timedelta(days=1), 2)
+    damaged = harness.database[APP_RECORDS].find_one({"exportedFileName": middle})
+    harness.database[APP_RECORDS].update_one({"_id": damaged["_id"]}, {"$set": {"exportedFileName": "elsewhere"}})
+
+    result = harness.run_range(RUN_DATE, last, "EOE", "LDN")
+
+    (evaluation,) = [e for e in result.get_asset_check_evaluations() if e.check_name == "files_match_records"]
+    assert evaluation.passed is False
+    assert evaluation.metadata["files_checked"].value == 6
+    assert evaluation.metadata["mismatched_files"].value == middle
+
+
+def test_a_counter_that_is_not_a_file_number_fails_the_numbering_report_naming_it(database):
+    from esr_export_dagster.checks import sequence_report
+    from esr_export_dagster.storage.ledger import ExportLedger
+
+    database[EXPORT_FILE].insert_one(
+        {"_id": "DE_LDN_APP_20210731_00000001.DAT", "fileType": "APP", "deanery": "LDN", "seq": 1}
+    )
+    database[COUNTER].insert_one({"_id": "APP_LDN", "seq": "one"})
+
+    report = sequence_report(ExportLedger(database, "APP"), "LDN")
+
+    assert not report.passed
+    assert "counter APP_LDN" in report.shown()["problem"]
+
+
+def test_the_checks_keep_their_state_only_in_collections_the_storage_layer_declares(harness):
+    harness.add("WES", RUN_DATE + dt.timedelta(days=5), count=2)
+    harness.run_ok(RUN_DATE, "WES")
+    harness.run_ok(RUN_DATE + dt.timedelta(days=1), "WES")
+
+    declared = {getattr(collections, name) for name in collections.__all__ if name.isupper()}
+    assert set(harness.database.list_collection_names()) <= declared
+    assert harness.database[collections.CHECK_STATE].find_one({"_id": "APP_WES_invalid"})["count"] == 0
 
 
 def test_a_growing_number_of_invalid_records_warns(harness):

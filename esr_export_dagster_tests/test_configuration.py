@@ -82,6 +82,42 @@ def test_an_unwritable_export_directory_fails_before_any_number_is_taken(harness
     assert retries == []  # a retry cannot fix configuration: fail at once
 
 
+def test_every_setting_is_read_through_settings_and_documented_in_the_readme():
+    import re
+
+    from esr_export_dagster.settings import SETTINGS
+
+    package = PROJECT_ROOT / "esr_export_dagster"
+    # The local launcher (make run / make dev) prepares the environment; the code location only reads it.
+    readers = sorted(
+        str(path.relative_to(package))
+        for path in package.rglob("*.py")
+        if "local" not in path.relative_to(package).parts
+        and re.search(r"os\.environ|os\.getenv|getenv\(", path.read_text())
+    )
+    assert readers == []
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    table = readme[readme.index("## Configuration") :].split("\n\n", 2)[1]
+    documented = set(re.findall(r"`(ESR_[A-Z0-9_]+)`", table))
+    assert documented == {setting.name for setting in SETTINGS}
+
+
+def test_an_unset_or_empty_setting_takes_its_default_and_a_set_one_is_resolved_by_dagster(monkeypatch):
+    from dagster import EnvVar
+
+    from esr_export_dagster.settings import DAGSTER_UI_URL, DELIVERY_ALERT_MINUTES
+
+    monkeypatch.setenv(DAGSTER_UI_URL.name, "")
+    monkeypatch.delenv(DELIVERY_ALERT_MINUTES.name, raising=False)
+    assert DAGSTER_UI_URL.resource_value() == DAGSTER_UI_URL.load_value() == "http://127.0.0.1:3000"
+    assert DELIVERY_ALERT_MINUTES.resource_int() == 30
+
+    monkeypatch.setenv(DAGSTER_UI_URL.name, "https://dagster.example")
+    value = DAGSTER_UI_URL.resource_value()
+    assert isinstance(value, EnvVar) and value.env_var_name == DAGSTER_UI_URL.name
+    assert DAGSTER_UI_URL.load_value() == "https://dagster.example"
+
+
 def _asset_key(name: str):
     from dagster import AssetKey
 

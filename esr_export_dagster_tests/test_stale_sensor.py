@@ -253,3 +253,15 @@ def test_records_of_no_known_deanery_are_announced_once_and_never_break_the_tick
     assert len(unknown) == 2  # once each, not again at the next tick
     assert any("Placement ids: 990001, 990002." in text for text in unknown)
     assert any("Notification ids: 990003." in text for text in unknown)
+
+
+def test_the_sensor_builds_no_index_the_export_prepares_the_queue_index_it_reads(harness, incident):
+    records = harness.database[APP_RECORDS]
+    before = len(list(records.list_indexes()))
+
+    Sensor(harness).tick(at(31, 14, 0))
+    after_tick = len(list(records.list_indexes()))
+    harness.run_ok(dt.date(2021, 7, 31), "EOE")
+
+    assert after_tick == before
+    assert len(list(records.list_indexes())) > before

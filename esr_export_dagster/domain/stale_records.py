@@ -16,7 +16,7 @@ import datetime as dt
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import NamedTuple
 
 from .deaneries import DEANERIES
 from .past_start import RUN_CONFIG_FLAG
@@ -206,36 +206,42 @@ class Announcement:
     text: str
 
 
+class Announced(NamedTuple):
+    """What was last said about a problem: its record count then, and when."""
+
+    count: int
+    at: dt.datetime
+
+
 def plan_announcements(
     findings: Iterable[Finding],
-    announced: Mapping[str, Mapping[str, Any]],
+    announced: Mapping[str, Announced],
     now: dt.datetime,
     ui_url: str,
     policy: StalePolicy,
-) -> tuple[list[Announcement], dict[str, dict[str, Any]]]:
+) -> tuple[list[Announcement], dict[str, Announced]]:
     """What to say this tick, and the new memory of what was said.
 
     A problem is announced when it appears, again when it gets worse (more records), once a day while it
     lasts, and once more when it clears; an unchanged problem is not repeated every tick.
     """
     current = {finding.key: finding for finding in findings}
-    remembered: dict[str, dict[str, Any]] = {}
+    remembered: dict[str, Announced] = {}
     announcements: list[Announcement] = []
     for key, finding in current.items():
         previous = announced.get(key)
-        kind = None
         if previous is None:
             kind = "new"
-        elif finding.count > int(previous["count"]):
+        elif finding.count > previous.count:
             kind = "worse"
-        elif now - dt.datetime.fromisoformat(previous["announced_at"]) >= REANNOUNCE_AFTER:
+        elif now - previous.at >= REANNOUNCE_AFTER:
             kind = "reminder"
-        if kind is None:
-            remembered[key] = dict(previous)  # type: ignore[arg-type]
-            remembered[key]["count"] = finding.count
+        else:
+            # The same or fewer records is no news; the next "worse" is judged against today's count.
+            remembered[key] = Announced(finding.count, previous.at)
             continue
         announcements.append(Announcement(key, kind, describe(finding, kind, ui_url, policy)))
-        remembered[key] = {"count": finding.count, "announced_at": now.isoformat()}
+        remembered[key] = Announced(finding.count, now)
     for key in sorted(set(announced) - set(current)):
         deanery, category = key.split("|", 1)
         announcements.append(Announcement(key, "cleared", describe_cleared(deanery, category)))

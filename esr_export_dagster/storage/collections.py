@@ -19,8 +19,8 @@ __all__ = [
     "EXPORT_BATCH",
     "EXPORT_FILE",
     "ESR_CONFIRMATION",
+    "CHECK_STATE",
     "ensure_indexes",
-    "ensure_queue_index",
 ]
 
 COUNTER = "counter"
@@ -29,12 +29,9 @@ EXPORT_FILE = "exportFile"
 # One document per confirmation file read from ESR (APC, DCC), by name and checksum: what it answered,
 # its counts, quarantined and unmatched lines, and whether it was alerted (storage/confirmations.py).
 ESR_CONFIRMATION = "esrConfirmation"
-
-
-def ensure_queue_index(database: Database, stream: ExportStream) -> None:
-    """The stale-record sensor asks for the TO_EXPORT queue across deaneries every 15 minutes, over a
-    collection that is almost entirely EXPORTED. Idempotent; the only index the sensor builds."""
-    database[stream.records_collection].create_index([("status", ASCENDING)], name="status")
+# What an asset check remembers between evaluations (the previous INVALID_DATA count per deanery and file
+# type): the export's own bookkeeping beside the ledger, never a field in upstream's record collections.
+CHECK_STATE = "exportCheckState"
 
 
 def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> list[str]:
@@ -49,7 +46,8 @@ def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> lis
     notes: list[str] = []
     records = database[stream.records_collection]
     _build_best_effort(notes, records, [(stream.reference_field, ASCENDING)], name=stream.reference_field)
-    # The selection asks for the deanery's TO_EXPORT queue; the stale sensor for the queue across deaneries.
+    # The selection asks for the deanery's TO_EXPORT queue; the stale sensor, which builds no index itself,
+    # for the queue across deaneries (the ``status`` index below).
     _build_best_effort(
         notes,
         records,

@@ -25,11 +25,9 @@ from .collections import EXPORT_FILE
 from .delivery import Destination, Receipt
 from .errors import CorruptExportStateError, ExportFileConflictError
 from .export_dir import ExportDirectory
-from .ledger import FILE_COMPLETE
+from .ledger import DELIVERED, FILE_COMPLETE, UNDELIVERED
 from .mongo import TransientExportError
 
-UNDELIVERED = "undelivered"
-DELIVERED = "delivered"
 RESENDS = "resends"
 # Each failed compare-and-set means another re-send of the file was recorded meanwhile.
 _MAX_RESEND_RECORD_ATTEMPTS = 20
@@ -60,6 +58,14 @@ class DeliveryOutcome:
     delivered: list[Delivered] = field(default_factory=list)
     # File name -> why it was not delivered (a name taken by other bytes, an archive that does not match).
     refused: dict[str, str] = field(default_factory=dict)
+
+
+def files_undelivered_since(database: Database, started_before: dt.datetime) -> list[str]:
+    """The names of every stream's files started before a (naive UTC) time and still not in ESR's drop."""
+    return sorted(
+        str(entry["_id"])
+        for entry in database[EXPORT_FILE].find({UNDELIVERED: True, "startedAt": {"$lt": started_before}}, {"_id": 1})
+    )
 
 
 @dataclass

@@ -47,6 +47,10 @@ FILE_WRITING = "WRITING"
 FILE_MARKED = "MARKED"
 FILE_COMPLETE = "COMPLETE"
 FILE_STATES = (FILE_WRITING, FILE_MARKED, FILE_COMPLETE)
+# A file ledger entry's delivery to ESR's drop (storage/deliverer.py): due while ``undelivered`` is true,
+# the receipt under ``delivered`` once it is there.
+UNDELIVERED = "undelivered"
+DELIVERED = "delivered"
 
 _OBJECT_ID_BYTES = 12
 _OPEN_BATCH_STATES = (PLANNED, NUMBERED)
@@ -79,6 +83,11 @@ class CounterState:
     seq: int
     version: int | None
     open_batch: Mapping[str, Any] | None
+
+    @property
+    def has_numbered_batch(self) -> bool:
+        """An open batch has taken its numbers: the counter runs ahead of the file ledger until it is written."""
+        return self.open_batch is not None and self.open_batch.get("state") == NUMBERED
 
 
 @dataclass(frozen=True)
@@ -374,7 +383,7 @@ class ExportLedger:
                     "startedAt": self.clock(),
                     # Due for delivery to ESR's drop once COMPLETE (storage/deliverer.py). Set only here, with
                     # the entry, so that finishing a file again never makes a delivered file due again.
-                    "undelivered": True,
+                    UNDELIVERED: True,
                 }
             },
             upsert=True,
@@ -402,6 +411,80 @@ class ExportLedger:
             .find({"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)})
             .sort("seq", 1)
         )
+
+    # -- queries for the asset checks: each an indexed read of the deanery's own entries ----------
+
+    def file_names_for(self, deanery: str, run_dates: Sequence[dt.date]) -> list[str]:
+        """The names of the deanery's files of these run dates, in number order."""
+        names: list[str] = []
+        for run_date in sorted(set(run_dates)):
+            names.extend(
+                str(entry["_id"])
+                for entry in self.database[EXPORT_FILE]
+                .find({"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)}, {"seq": 1})
+                .sort("seq", 1)
+            )
+        return names
+
+    def numbered_files(self, deanery: str) -> list[NumberedFile]:
+        """Every file the ledger holds for the deanery, by number: a file per day, not per record, so this
+        stays small over years. A number that is not a file number is refused, naming the entry."""
+        files = []
+        for entry in self.database[EXPORT_FILE].find(
+            {"fileType": self.file_type, "deanery": deanery}, {"seq": 1, "state": 1}
+        ):
+            seq = entry.get("seq")
+            if counter_value_problem(seq) is not None:
+                raise CorruptExportStateError(
+                    f"file ledger entry {entry['_id']} has seq {shown(seq)}, not a file number"
+                )
+            files.append(NumberedFile(as_counter_value(seq), str(entry["_id"]), entry.get("state") == FILE_COMPLETE))
+        return sorted(files, key=lambda file: (file.sequence, file.name))
+
+    def deliveries_for(self, deanery: str, run_date: dt.date) -> list[FileDelivery]:
+        """The deanery's files of one run date and where each stands with ESR's drop, in number order."""
+        deliveries = []
+        for entry in (
+            self.database[EXPORT_FILE]
+            .find(
+                {"fileType": self.file_type, "deanery": deanery, "runDate": _midnight(run_date)},
+                {"seq": 1, UNDELIVERED: 1, DELIVERED: 1},
+            )
+            .sort("seq", 1)
+        ):
+            receipt = entry.get(DELIVERED)
+            receipt = receipt if isinstance(receipt, Mapping) else {}
+            deliveries.append(
+                FileDelivery(
+                    name=str(entry["_id"]),
+                    undelivered=bool(entry.get(UNDELIVERED)),
+                    delivered=bool(entry.get(DELIVERED)),
+                    destination=receipt.get("destination"),
+                    location=receipt.get("location"),
+                    sha256=receipt.get("sha256"),
+                )
+            )
+        return deliveries
+
+
+@dataclass(frozen=True)
+class NumberedFile:
+    sequence: int
+    name: str
+    # COMPLETE: written, marked and recorded; any other state is a batch still being finished.
+    complete: bool
+
+
+@dataclass(frozen=True)
+class FileDelivery:
+    name: str
+    # Written and due for ESR's drop, not there yet.
+    undelivered: bool
+    # In ESR's drop, with the receipt below.
+    delivered: bool
+    destination: str | None
+    location: str | None
+    sha256: str | None
 
 
 def _validated_counter(counter_id: str, document: Mapping[str, Any]) -> CounterState:
