@@ -26,8 +26,8 @@ from .resources import (
     WallClockResource,
     build_exporter,
 )
-from .storage.collections import COUNTER, EXPORT_FILE
-from .storage.ledger import FILE_COMPLETE
+from .storage.collections import EXPORT_FILE
+from .storage.ledger import ExportLedger
 from .storage.stale_query import pending_records
 
 CHECK_STATE = "exportCheckState"
@@ -117,11 +117,11 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
             f"What to do if not: {NUMBERS_WHAT_TO_DO}"
         ),
     )
-    def file_numbers_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-        database = mongodb.get_database()
-        per_deanery = {
-            deanery: _sequence_report(database, stream, deanery) for deanery in run_dates_by_deanery(context)
-        }
+    def file_numbers_contiguous(
+        context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_policy: ExportPolicyResource
+    ) -> AssetCheckResult:
+        ledger = ExportLedger(mongodb.get_database(), stream.file_type, export_policy.scope())
+        per_deanery = {deanery: ledger.sequence_report(deanery) for deanery in run_dates_by_deanery(context)}
         passed = all([report.pop("passed") for report in per_deanery.values()])
         gaps = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["gaps"]]
         repeats = [f"{d}: {n}" for d, report in per_deanery.items() for n in report["duplicates"]]
@@ -213,29 +213,6 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         )
 
     return [file_numbers_contiguous, files_match_records, invalid_records_not_growing]
-
-
-def _sequence_report(database, stream: ExportStream, deanery: str) -> dict:
-    files = list(database[EXPORT_FILE].find({"fileType": stream.file_type, "deanery": deanery}, {"seq": 1, "state": 1}))
-    numbers = sorted(f["seq"] for f in files)
-    counter = database[COUNTER].find_one({"_id": stream.counter_id(deanery)}) or {}
-    open_batch = counter.get("openBatch") or {}
-    expected = list(range(numbers[0], numbers[0] + len(numbers))) if numbers else []
-    gaps = sorted(set(expected) - set(numbers))
-    duplicates = sorted({n for n in numbers if numbers.count(n) > 1})
-    # Numbers taken by a batch still being written are not gaps yet; the next run finishes that batch.
-    incomplete = sorted(f["seq"] for f in files if f["state"] != FILE_COMPLETE)
-    counter_matches = not numbers or counter.get("seq") == numbers[-1] or open_batch.get("state") == "NUMBERED"
-    return {
-        "passed": not gaps and not duplicates and counter_matches,
-        "files": len(numbers),
-        "first_sequence": numbers[0] if numbers else 0,
-        "last_sequence": numbers[-1] if numbers else 0,
-        "counter_sequence": counter.get("seq", 0),
-        "gaps": gaps,
-        "duplicates": duplicates,
-        "in_progress": incomplete,
-    }
 
 
 def _marked_references(database, stream: ExportStream, names: list[str]) -> dict[str, list[int]]:

@@ -15,6 +15,7 @@ from .delivery_checks import DELIVERY_CHECKS
 from .delivery_ops import resend_export_file
 from .delivery_resource import DEFAULT_LOCAL_DROP, DEFAULT_UNDELIVERED_ALERT_MINUTES, DeliveryResource
 from .delivery_sensor import undelivered_files_sensor
+from .domain.sequence import SEQUENCE_SCOPE_VARIABLE, SHARED_SCOPE
 from .io_managers import ExportIOManager
 from .jobs import EXPORT_JOBS
 from .resources import (
@@ -42,6 +43,7 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
         "export_policy": ExportPolicyResource(
             notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
+            sequence_scope=_env_or_default(SEQUENCE_SCOPE_VARIABLE, SHARED_SCOPE),
         ),
         "io_manager": ExportIOManager(),
         "wall_clock": WallClockResource(),
