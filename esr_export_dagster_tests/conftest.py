@@ -51,7 +51,7 @@ from esr_export_dagster.resources import (
     WallClockResource,
 )
 from esr_export_dagster.sensors import stale_to_export_sensor
-from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, NOTIFICATION_RECORDS
 from esr_export_dagster.storage.ledger import CounterState, ExportLedger
 
 from .delivery_servers import MotoS3, SshServer, sshd_path
@@ -230,6 +230,23 @@ class ExportHarness:
     def counter_id(self, deanery: str) -> str:
         """The counter ``deanery``'s files of this stream take their numbers from, in the harness's scope."""
         return sequence_counter_id(self.stream.file_type, deanery, self.scope)
+
+    def store_counter(self, deanery: str, **fields: Any) -> None:
+        """A counter document as it would be stored for ``deanery`` in the harness's scope: ``seq`` at its top,
+        ``version`` and ``openBatch`` under ``deaneries.<DEANERY>`` of the shared counter (shared scope)."""
+        if self.scope != SHARED_SCOPE:
+            self.database[COUNTER].insert_one({"_id": self.counter_id(deanery), **fields})
+            return
+        top = {name: fields.pop(name) for name in ("seq",) if name in fields}
+        self.database[COUNTER].insert_one({"_id": self.counter_id(deanery), **top, "deaneries": {deanery: fields}})
+
+    def stored_counter(self, deanery: str) -> dict[str, Any] | None:
+        """The counter document as ``store_counter`` takes it: the deanery's part of the shared counter flattened."""
+        document = self.database[COUNTER].find_one({"_id": self.counter_id(deanery)})
+        if document is None or self.scope != SHARED_SCOPE:
+            return document
+        slot = document.pop("deaneries", {}).get(deanery, {})
+        return {**document, **slot}
 
     def counter(self, deanery: str) -> CounterState:
         """That counter as the export reads it: its last number and the deanery's open batch."""

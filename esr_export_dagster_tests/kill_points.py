@@ -25,6 +25,13 @@ def _slot_fields(fields: dict, name: str) -> list:
     return [value for key, value in fields.items() if key == name or key.endswith(f".{name}")]
 
 
+def of_deanery(command: Command, deanery: str) -> bool:
+    """A counter write about ``deanery``'s batch: to its own counter, or to its part of the shared one."""
+    if any(str(target).endswith(f"_{deanery}") for target in command.target_ids):
+        return True
+    return any(key.startswith(f"deaneries.{deanery}.") for q, _ in _updates(command) for key in q)
+
+
 def opens_batch(command: Command) -> bool:
     return _counter_write(command) and (
         command.name == "insert" or any(None in _slot_fields(q, "openBatch") for q, _ in _updates(command))
