@@ -6,7 +6,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from dagster import EnvVar
 
+from esr_export_dagster.definitions import default_resources
 from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.domain.sequence import DEANERY_SCOPE, SHARED_SCOPE
 from esr_export_dagster.local.cli import main as esr_export_local
@@ -180,3 +182,12 @@ def test_the_cut_over_refuses_numbers_it_cannot_read(harness, cut_over, argument
     assert code == 1
     assert error in err
     assert harness.database[COUNTER].count_documents({}) == 0
+
+
+def test_the_code_location_reads_the_scope_from_esr_sequence_scope_and_defaults_to_shared(monkeypatch):
+    monkeypatch.delenv("ESR_SEQUENCE_SCOPE", raising=False)
+    assert default_resources()["export_policy"].sequence_scope == SHARED_SCOPE
+
+    monkeypatch.setenv("ESR_SEQUENCE_SCOPE", DEANERY_SCOPE)
+    configured = default_resources()["export_policy"].sequence_scope
+    assert isinstance(configured, EnvVar) and configured.get_value() == DEANERY_SCOPE
