@@ -322,7 +322,9 @@ def summarise_partitions(
 FILES_TABLE_SCHEMA = TableSchema(
     columns=[
         TableColumn("file", "string", description="File name in ESR_EXPORT_DIR"),
-        TableColumn("sequence", "int", description="Sequence number from the deanery's counter"),
+        TableColumn(
+            "sequence", "int", description="Sequence number from the counter (one shared by all deaneries by default)"
+        ),
         TableColumn("lines", "int", description="Records in the file"),
         TableColumn("state", "string", description="COMPLETE once written and its records marked EXPORTED"),
         TableColumn("this_run", "bool", description="Written (or finished) by this run"),
