@@ -11,6 +11,7 @@ from dagster import (
     BackfillPolicy,
     Failure,
     MetadataValue,
+    RetryPolicy,
     asset,
     graph_asset,
 )
@@ -83,12 +84,18 @@ What to do when stale_to_export_sensor alerts:
 
 
 def build_export_assets(
-    stream: ExportStream, selection_description: str, file_description: str
+    stream: ExportStream,
+    selection_description: str,
+    file_description: str,
+    allocation_retry_policy: RetryPolicy | None = EXPORT_RETRY_POLICY,
 ) -> tuple[AssetsDefinition, AssetsDefinition]:
-    """``<stream>_record_selection`` and the graph-backed ``<stream>_export_file`` downstream of it."""
+    """``<stream>_record_selection`` and the graph-backed ``<stream>_export_file`` downstream of it.
+
+    ``allocation_retry_policy``: see ``build_export_ops``.
+    """
     group = f"esr_{stream.name}_export"
     selection_name = f"{stream.name}_record_selection"
-    ops = build_export_ops(stream)
+    ops = build_export_ops(stream, allocation_retry_policy)
     deliver = build_delivery_op(stream)
 
     @asset(

@@ -2,7 +2,6 @@
 and the files."""
 
 import datetime as dt
-from dataclasses import dataclass
 
 from dagster import (
     AssetCheckExecutionContext,
@@ -26,7 +25,6 @@ from .resources import (
     build_exporter,
 )
 from .storage.check_queries import InvalidCountMemory, invalid_counts, references_marked_with
-from .storage.errors import CorruptExportStateError
 from .storage.ledger import ExportLedger
 from .storage.stale_query import pending_records
 
@@ -116,9 +114,11 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
             f"What to do if not: {NUMBERS_WHAT_TO_DO}"
         ),
     )
-    def file_numbers_contiguous(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-        ledger = ExportLedger(mongodb.get_database(), stream.file_type)
-        reports = {deanery: sequence_report(ledger, deanery) for deanery in run_dates_by_deanery(context)}
+    def file_numbers_contiguous(
+        context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_policy: ExportPolicyResource
+    ) -> AssetCheckResult:
+        ledger = ExportLedger(mongodb.get_database(), stream.file_type, export_policy.scope())
+        reports = {deanery: ledger.sequence_report(deanery) for deanery in run_dates_by_deanery(context)}
         passed = all(report.passed for report in reports.values())
         gaps = [f"{d}: {n}" for d, report in reports.items() for n in report.gaps]
         repeats = [f"{d}: {n}" for d, report in reports.items() for n in report.duplicates]
@@ -197,62 +197,6 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
         )
 
     return [file_numbers_contiguous, files_match_records, invalid_records_not_growing]
-
-
-@dataclass(frozen=True)
-class SequenceReport:
-    """A deanery's file numbers as the ledger holds them, against its counter."""
-
-    files: int
-    first_sequence: int
-    last_sequence: int
-    counter_sequence: int
-    gaps: list[int]
-    duplicates: list[int]
-    # Numbers taken by a batch still being written: not gaps yet, the next run finishes that batch.
-    in_progress: list[int]
-    counter_matches: bool
-    # Why the ledger or counter could not be read (a value that is not a file number), else None.
-    problem: str | None = None
-
-    @property
-    def passed(self) -> bool:
-        return not self.gaps and not self.duplicates and self.counter_matches and self.problem is None
-
-    def shown(self) -> dict:
-        """The check's metadata for the deanery."""
-        shown = {
-            "files": self.files,
-            "first_sequence": self.first_sequence,
-            "last_sequence": self.last_sequence,
-            "counter_sequence": self.counter_sequence,
-            "gaps": self.gaps,
-            "duplicates": self.duplicates,
-            "in_progress": self.in_progress,
-        }
-        if self.problem is not None:
-            shown["problem"] = self.problem
-        return shown
-
-
-def sequence_report(ledger: ExportLedger, deanery: str) -> SequenceReport:
-    try:
-        files = ledger.numbered_files(deanery)
-        counter = ledger.read_counter(deanery)
-    except CorruptExportStateError as error:
-        return SequenceReport(0, 0, 0, 0, [], [], [], counter_matches=False, problem=str(error))
-    numbers = [file.sequence for file in files]
-    expected = range(numbers[0], numbers[0] + len(numbers)) if numbers else range(0)
-    return SequenceReport(
-        files=len(numbers),
-        first_sequence=numbers[0] if numbers else 0,
-        last_sequence=numbers[-1] if numbers else 0,
-        counter_sequence=counter.seq,
-        gaps=sorted(set(expected) - set(numbers)),
-        duplicates=sorted({n for n in numbers if numbers.count(n) > 1}),
-        in_progress=[file.sequence for file in files if not file.complete],
-        counter_matches=not numbers or counter.seq == numbers[-1] or counter.has_numbered_batch,
-    )
 
 
 @asset_check(

@@ -43,6 +43,7 @@ from .settings import (
     MONGODB_DATABASE,
     MONGODB_URI,
     NOTIFICATION_EXPORT_TIME_UTC,
+    SEQUENCE_SCOPE,
     SLACK_CHANNEL,
     SLACK_TOKEN,
     TEAMS_WEBHOOK_URL,
@@ -56,7 +57,8 @@ def default_resources() -> dict[str, ConfigurableResource]:
         "mongodb": MongoDBResource(uri=MONGODB_URI.required(), database=MONGODB_DATABASE.resource_value()),
         "export_directory": ExportDirectoryResource(path=EXPORT_DIR.required()),
         "export_policy": ExportPolicyResource(
-            notification_export_time_utc=NOTIFICATION_EXPORT_TIME_UTC.resource_value()
+            notification_export_time_utc=NOTIFICATION_EXPORT_TIME_UTC.resource_value(),
+            sequence_scope=SEQUENCE_SCOPE.resource_value(),
         ),
         "io_manager": ExportIOManager(),
         "wall_clock": WallClockResource(),

@@ -161,8 +161,14 @@ def _open_batches(
         return outcomes
 
 
-def build_export_ops(stream: ExportStream) -> ExportOps:
-    """``open_<stream>_export_batches`` -> ``allocate_<stream>_file_sequence`` -> ``write_<stream>_export_files``."""
+def build_export_ops(
+    stream: ExportStream, allocation_retry_policy: RetryPolicy | None = EXPORT_RETRY_POLICY
+) -> ExportOps:
+    """``open_<stream>_export_batches`` -> ``allocate_<stream>_file_sequence`` -> ``write_<stream>_export_files``.
+
+    ``allocation_retry_policy`` is the policy that carries the numbering through WriteConflicts on the counter
+    (the one the 2021 exporter had lost); a test builds the job without it to show what it saves.
+    """
 
     open_tags = {"kind": "mongodb"}
     open_name = f"open_{stream.name}_export_batches"
@@ -208,7 +214,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
 
     @op(
         name=f"allocate_{stream.name}_file_sequence",
-        retry_policy=EXPORT_RETRY_POLICY,
+        retry_policy=allocation_retry_policy,
         tags={"kind": "mongodb"},
         pool=FILE_SEQUENCE_POOL,
     )
@@ -221,9 +227,10 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
     ) -> list[NumberedBatch]:
         """Take the deanery's next file sequence numbers from ``counter``, one per planned file.
 
-        A single compare-and-set on the deanery's own counter document for this file type: no transaction,
-        no contention with other deaneries, and a retry after a WriteConflict or a lost acknowledgement
-        takes the same numbers.
+        A single compare-and-set on the counter document (shared by all deaneries by default): no transaction.
+        The numbers are recorded on the deanery's open batch in the same update, so a retry after a
+        WriteConflict or a lost acknowledgement takes the same numbers, and a run that lost the race to another
+        deanery reads the counter again and takes the next ones.
         """
         with retrying_transient_errors(context, "Allocating file sequence numbers"):
             exporter = build_exporter(mongodb, export_policy, stream, export_directory)
@@ -315,7 +322,9 @@ def summarise_partitions(
 FILES_TABLE_SCHEMA = TableSchema(
     columns=[
         TableColumn("file", "string", description="File name in ESR_EXPORT_DIR"),
-        TableColumn("sequence", "int", description="Sequence number from the deanery's counter"),
+        TableColumn(
+            "sequence", "int", description="Sequence number from the counter (one shared by all deaneries by default)"
+        ),
         TableColumn("lines", "int", description="Records in the file"),
         TableColumn("state", "string", description="COMPLETE once written and its records marked EXPORTED"),
         TableColumn("this_run", "bool", description="Written (or finished) by this run"),

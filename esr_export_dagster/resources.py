@@ -2,12 +2,13 @@
 
 import datetime as dt
 
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import Field, PrivateAttr
 from pymongo import MongoClient
 from pymongo.database import Database
 
 from .domain.file_plan import ESR_MAX_APPLICANTS_PER_POST
+from .domain.sequence import SEQUENCE_SCOPES, SHARED_SCOPE, checked_scope
 from .domain.stale_records import StalePolicy
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC, CreatedBeforeExportTime, EligibilityWindow
@@ -51,7 +52,8 @@ class ExportDirectoryResource(ConfigurableResource):
 
 
 class ExportPolicyResource(ConfigurableResource):
-    """ESR's rules for what goes into a day's files: the APP window and per-post limit, the DNC cut-off."""
+    """ESR's rules for what goes into a day's files: the APP window and per-post limit, the DNC cut-off, and
+    how far one sequence of file numbers reaches."""
 
     earliest_start_offset_days: int = Field(
         default=2, description="A record is eligible on day D if it starts on or after D + this many days."
@@ -67,6 +69,22 @@ class ExportPolicyResource(ConfigurableResource):
         description="A notification goes in day D's DNC file if created before D at this time (HH:MM, UTC).",
     )
 
+    sequence_scope: str = Field(
+        default=SHARED_SCOPE,
+        description=(
+            f"ESR_SEQUENCE_SCOPE, one of {', '.join(SEQUENCE_SCOPES)}. shared: one sequence per file type across all "
+            "deaneries, as ESR has always received them. deanery: one sequence per deanery and file type."
+        ),
+    )
+
+    def scope(self) -> str:
+        """The configured sequence scope; a value that is neither fails the run naming the variable, at once
+        (a retry would read the same setting)."""
+        try:
+            return checked_scope(self.sequence_scope)
+        except ValueError as error:
+            raise Failure(description=str(error), allow_retries=False) from None
+
     def window(self) -> EligibilityWindow:
         return EligibilityWindow(self.earliest_start_offset_days, self.latest_start_offset_weeks)
 
@@ -81,6 +99,7 @@ class ExportPolicyResource(ConfigurableResource):
         return ExportSettings(
             eligibility=eligibility,
             max_records_per_post=self.max_records_per_post if stream.limits_records_per_post else None,
+            sequence_scope=self.scope(),
         )
 
 

@@ -24,6 +24,8 @@ from dataclasses import dataclass
 
 from dagster import EnvVar
 
+from .domain.sequence import SHARED_SCOPE
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -70,6 +72,7 @@ DELIVERY_ALERT_MINUTES = Setting("ESR_DELIVERY_ALERT_MINUTES", "30")
 INBOUND_URL = Setting("ESR_INBOUND_URL", "")
 INBOUND_DIR = Setting("ESR_INBOUND_DIR", ".local/esr-drop/inbound")
 CONFIRMATION_DEADLINE_HOURS = Setting("ESR_CONFIRMATION_DEADLINE_HOURS", "30")
+SEQUENCE_SCOPE = Setting("ESR_SEQUENCE_SCOPE", SHARED_SCOPE)
 NOTIFICATION_EXPORT_TIME_UTC = Setting("ESR_NOTIFICATION_EXPORT_TIME_UTC", "14:00")
 
 SETTINGS: tuple[Setting, ...] = (
@@ -92,6 +95,7 @@ SETTINGS: tuple[Setting, ...] = (
     INBOUND_DIR,
     CONFIRMATION_DEADLINE_HOURS,
     NOTIFICATION_EXPORT_TIME_UTC,
+    SEQUENCE_SCOPE,
 )
 
 # How often the stale-record and undelivered-files sensors look: 15 minutes unless configured.

@@ -34,6 +34,7 @@ from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
+from esr_export_dagster.domain.sequence import SEQUENCE_SCOPES, SHARED_SCOPE, sequence_counter_id
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
 from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
 from esr_export_dagster.io_managers import ExportIOManager
@@ -50,7 +51,8 @@ from esr_export_dagster.resources import (
     WallClockResource,
 )
 from esr_export_dagster.sensors import stale_to_export_sensor
-from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
+from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, NOTIFICATION_RECORDS
+from esr_export_dagster.storage.ledger import CounterState, ExportLedger
 
 from .delivery_servers import MotoS3, SshServer, sshd_path
 from .postgres_cluster import PostgresCluster, postgres_bin_dir, throwaway_cluster
@@ -221,6 +223,42 @@ class ExportHarness:
     def records(self) -> Collection:
         return self.database[self.stream.records_collection]
 
+    @property
+    def scope(self) -> str:
+        return self.policy.scope()
+
+    def counter_id(self, deanery: str) -> str:
+        """The counter ``deanery``'s files of this stream take their numbers from, in the harness's scope."""
+        return sequence_counter_id(self.stream.file_type, deanery, self.scope)
+
+    def store_counter(self, deanery: str, **fields: Any) -> None:
+        """A counter document as it would be stored for ``deanery`` in the harness's scope: ``seq`` at its top,
+        ``version`` and ``openBatch`` under ``deaneries.<DEANERY>`` of the shared counter (shared scope)."""
+        if self.scope != SHARED_SCOPE:
+            self.database[COUNTER].insert_one({"_id": self.counter_id(deanery), **fields})
+            return
+        top = {name: fields.pop(name) for name in ("seq",) if name in fields}
+        self.database[COUNTER].insert_one({"_id": self.counter_id(deanery), **top, "deaneries": {deanery: fields}})
+
+    def stored_counter(self, deanery: str) -> dict[str, Any] | None:
+        """The counter document as ``store_counter`` takes it: the deanery's part of the shared counter flattened."""
+        document = self.database[COUNTER].find_one({"_id": self.counter_id(deanery)})
+        if document is None or self.scope != SHARED_SCOPE:
+            return document
+        slot = document.pop("deaneries", {}).get(deanery, {})
+        return {**document, **slot}
+
+    def counter(self, deanery: str) -> CounterState:
+        """That counter as the export reads it: its last number and the deanery's open batch."""
+        return ExportLedger(self.database, self.stream.file_type, self.scope).read_counter(deanery)
+
+    def assert_invariants(self, first_sequence: dict[str, int] | None = None) -> None:
+        """``assert_export_invariants`` for this harness's stream and scope (``first_sequence`` by deanery)."""
+        from .invariants import assert_export_invariants
+
+        by_counter = {self.counter_id(deanery): first for deanery, first in (first_sequence or {}).items()}
+        assert_export_invariants(self.database, self.export_dir, self.stream, by_counter, self.scope)
+
     def tick_sensor(self, sensor: SensorDefinition = stale_to_export_sensor, cursor: str | None = None) -> SensorResult:
         """One evaluation of a real sensor (the stale-record one unless told) over this harness's resources,
         at the current clock."""
@@ -281,6 +319,7 @@ class ExportHarness:
 
     def subprocess_env(self, uri: str | None = None) -> dict[str, str]:
         return isolated_env(
+            ESR_SEQUENCE_SCOPE=self.scope,
             ESR_MONGODB_URI=uri or self.uri,
             ESR_MONGODB_DATABASE=self.database.name,
             ESR_EXPORT_DIR=str(self.export_dir),
@@ -320,22 +359,36 @@ def failure_message(result: ExecuteInProcessResult) -> str:
 
 
 @pytest.fixture
+def sequence_scope(request: pytest.FixtureRequest) -> str:
+    """The harness's ESR_SEQUENCE_SCOPE: the default (shared) unless ``each_scope`` parametrises it."""
+    return getattr(request, "param", SHARED_SCOPE)
+
+
+@pytest.fixture
 def harness(
-    request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path
+    request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path, sequence_scope: str
 ) -> Iterator[ExportHarness]:
-    """The APP export's harness; ``each_stream`` parametrises a test over both streams."""
+    """The APP export's harness; ``each_stream`` parametrises a test over both streams, ``each_scope`` over
+    both sequence scopes."""
     dagster_home = tmp_path / "dagster_home"
     dagster_home.mkdir()
     stream = getattr(request, "param", APP_STREAM)
     with instance_for_test(temp_dir=str(dagster_home)) as instance:
         yield ExportHarness(
-            uri=mongo_uri, database=database, export_dir=tmp_path / "export", instance=instance, stream=stream
+            uri=mongo_uri,
+            database=database,
+            export_dir=tmp_path / "export",
+            instance=instance,
+            stream=stream,
+            policy=ExportPolicyResource(sequence_scope=sequence_scope),
         )
 
 
 # The invariant tests that guard both exports: ``@each_stream`` runs a test once with an APP harness and
 # once with a DNC harness, on the same machinery and fixtures.
 each_stream = pytest.mark.parametrize("harness", STREAMS, indirect=True, ids=[s.file_type for s in STREAMS])
+# The invariants that must hold whichever sequence scope a site runs: ``@each_scope`` runs a test once per scope.
+each_scope = pytest.mark.parametrize("sequence_scope", SEQUENCE_SCOPES, indirect=True)
 
 
 def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -> list[dict[str, Any]]:

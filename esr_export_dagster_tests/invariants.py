@@ -13,6 +13,7 @@ from pymongo.database import Database
 
 from esr_export_dagster.domain.esr_csv import parse_export_file_name
 from esr_export_dagster.domain.records import EXPORTED
+from esr_export_dagster.domain.sequence import SHARED_SCOPE, sequence_counter_id
 from esr_export_dagster.domain.streams import APP_STREAM, ExportStream
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_FILE
 from esr_export_dagster.storage.export_dir import ExportDirectory
@@ -37,8 +38,10 @@ def assert_export_invariants(
     export_dir: Path,
     stream: ExportStream = APP_STREAM,
     first_sequence: dict[str, int] | None = None,
+    scope: str = SHARED_SCOPE,
 ) -> None:
-    """Exactly once and gap-free, per deanery, across everything one stream exported so far."""
+    """Exactly once, and gap-free per counter (one per file type in shared scope, one per deanery and file
+    type in deanery scope), across everything one stream exported so far. ``first_sequence`` is by counter id."""
     first_sequence = first_sequence or {}
     file_type = stream.file_type
     reference = stream.reference_field
@@ -68,20 +71,24 @@ def assert_export_invariants(
                 f"{name} holds placement {placement}, marked {exported.get(placement)}"
             )
 
-    # Gap-free: per deanery, file numbers run without gap or duplicate up to the counter; the ledger agrees.
+    # Gap-free: per counter, file numbers run without gap or duplicate up to it; the ledger agrees.
     sequences: dict[str, list[int]] = defaultdict(list)
+    deaneries: dict[str, set[str]] = defaultdict(set)
     for name in files:
         parsed = parse_export_file_name(name)
-        sequences[parsed.deanery].append(parsed.sequence)
-    for deanery, numbers in sequences.items():
+        counter_id = sequence_counter_id(file_type, parsed.deanery, scope)
+        sequences[counter_id].append(parsed.sequence)
+        deaneries[counter_id].add(parsed.deanery)
+    for counter_id, numbers in sequences.items():
         numbers.sort()
-        start = first_sequence.get(deanery, numbers[0])
-        assert numbers == list(range(start, start + len(numbers))), f"{deanery} sequence numbers {numbers}"
-        counter = database[COUNTER].find_one({"_id": stream.counter_id(deanery)})
-        assert counter is not None and counter["seq"] == numbers[-1], f"{deanery} counter {counter} vs {numbers}"
-        assert counter.get("openBatch") is None, f"{deanery} still has an open batch"
-        ledger = sorted(
-            doc["seq"]
-            for doc in database[EXPORT_FILE].find({"fileType": file_type, "deanery": deanery, "state": "COMPLETE"})
-        )
-        assert ledger == numbers, f"{deanery} ledger {ledger} vs files {numbers}"
+        start = first_sequence.get(counter_id, numbers[0])
+        assert numbers == list(range(start, start + len(numbers))), f"{counter_id} sequence numbers {numbers}"
+        counter = database[COUNTER].find_one({"_id": counter_id})
+        assert counter is not None and counter["seq"] == numbers[-1], f"{counter_id} counter {counter} vs {numbers}"
+        slots = counter.get("deaneries", {}).values() if scope == SHARED_SCOPE else [counter]
+        assert all(slot.get("openBatch") is None for slot in slots), f"{counter_id} still has an open batch: {counter}"
+        in_ledger = {"fileType": file_type, "state": "COMPLETE"}
+        if scope != SHARED_SCOPE:
+            (in_ledger["deanery"],) = deaneries[counter_id]
+        ledger = sorted(doc["seq"] for doc in database[EXPORT_FILE].find(in_ledger))
+        assert ledger == numbers, f"{counter_id} ledger {ledger} vs files {numbers}"

@@ -19,19 +19,32 @@ def selects_records(command: Command) -> bool:
     return command.name == "find" and command.collection in {stream.records_collection for stream in STREAMS}
 
 
+def _slot_fields(fields: dict, name: str) -> list:
+    """The values of a deanery's ``openBatch``-field ``name``: at the top of its own counter (deanery scope) or
+    under ``deaneries.<DEANERY>.`` of the shared one."""
+    return [value for key, value in fields.items() if key == name or key.endswith(f".{name}")]
+
+
+def of_deanery(command: Command, deanery: str) -> bool:
+    """A counter write about ``deanery``'s batch: to its own counter, or to its part of the shared one."""
+    if any(str(target).endswith(f"_{deanery}") for target in command.target_ids):
+        return True
+    return any(key.startswith(f"deaneries.{deanery}.") for q, _ in _updates(command) for key in q)
+
+
 def opens_batch(command: Command) -> bool:
     return _counter_write(command) and (
-        command.name == "insert" or any("openBatch" in q and q["openBatch"] is None for q, _ in _updates(command))
+        command.name == "insert" or any(None in _slot_fields(q, "openBatch") for q, _ in _updates(command))
     )
 
 
 def numbers_batch(command: Command) -> bool:
-    return _counter_write(command) and any("openBatch.state" in q for q, _ in _updates(command))
+    return _counter_write(command) and any(_slot_fields(q, "openBatch.state") for q, _ in _updates(command))
 
 
 def closes_batch(command: Command) -> bool:
     return _counter_write(command) and any(
-        "openBatch" in u.get("$set", {}) and u["$set"]["openBatch"] is None for _, u in _updates(command)
+        None in _slot_fields(u.get("$set", {}), "openBatch") for _, u in _updates(command)
     )
 
 

@@ -118,7 +118,6 @@ def test_a_backfill_checks_every_file_of_its_range_and_fails_on_the_one_that_dis
 
 
 def test_a_counter_that_is_not_a_file_number_fails_the_numbering_report_naming_it(database):
-    from esr_export_dagster.checks import sequence_report
     from esr_export_dagster.storage.ledger import ExportLedger
 
     database[EXPORT_FILE].insert_one(
@@ -126,7 +125,7 @@ def test_a_counter_that_is_not_a_file_number_fails_the_numbering_report_naming_i
     )
     database[COUNTER].insert_one({"_id": "APP_LDN", "seq": "one"})
 
-    report = sequence_report(ExportLedger(database, "APP"), "LDN")
+    report = ExportLedger(database, "APP", "deanery").sequence_report("LDN")
 
     assert not report.passed
     assert "counter APP_LDN" in report.shown()["problem"]

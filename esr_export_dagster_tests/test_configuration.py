@@ -65,7 +65,7 @@ def test_an_unreachable_mongodb_fails_the_run_within_seconds_naming_host_and_por
 
 @pytest.mark.integration
 def test_an_unwritable_export_directory_fails_before_any_number_is_taken(harness, tmp_path):
-    harness.database[COUNTER].insert_one({"_id": "APP_PEN", "seq": 9})
+    harness.database[COUNTER].insert_one({"_id": harness.counter_id("PEN"), "seq": 9})
     harness.add("PEN", RUN_DATE + dt.timedelta(days=3), count=2)
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("")
@@ -75,8 +75,8 @@ def test_an_unwritable_export_directory_fails_before_any_number_is_taken(harness
     assert not result.success
     message = failure_message(result)
     assert "is not writable" in message and str(blocker / "export") in message
-    counter = harness.database[COUNTER].find_one({"_id": "APP_PEN"})
-    assert counter["seq"] == 9 and counter.get("openBatch") is None
+    counter = harness.counter("PEN")
+    assert counter.seq == 9 and counter.open_batch is None
     assert harness.database[APP_RECORDS].count_documents({"status": TO_EXPORT}) == 2
     retries = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
     assert retries == []  # a retry cannot fix configuration: fail at once

@@ -34,7 +34,7 @@ NEXT_DATE = RUN_DATE + dt.timedelta(days=1)
 )
 @pytest.mark.parametrize("action", ["drop_before", "drop_after"])
 def test_lost_connections_and_lost_acknowledgements_neither_gap_nor_duplicate(harness, fault_proxy, matches, action):
-    harness.database[COUNTER].insert_one({"_id": "APP_NTH", "seq": 17})
+    harness.database[COUNTER].insert_one({"_id": harness.counter_id("NTH"), "seq": 17})
     harness.add("NTH", RUN_DATE + dt.timedelta(days=3), count=3)
     fault = fault_proxy.add(Rule(matches, action))
 

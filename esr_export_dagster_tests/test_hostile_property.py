@@ -47,7 +47,7 @@ from esr_export_dagster.domain.records import (
 )
 from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.resources import ExportPolicyResource
-from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
+from esr_export_dagster.storage.collections import APP_RECORDS
 
 from .conftest import ExportHarness, failure_message
 from .invariants import assert_export_invariants
@@ -596,10 +596,8 @@ def _assert_files_are_clean_csv(
 
 
 def _assert_no_number_burned_and_no_partial_file(harness: ExportHarness, files: dict[str, bytes]) -> None:
-    counter = harness.database[COUNTER].find_one({"_id": f"APP_{DEANERY}"}) or {}
-    assert counter.get("seq", 0) == len(files), (
-        f"counter APP_{DEANERY} at {counter.get('seq')!r} for {len(files)} file(s)"
-    )
+    counter = harness.counter(DEANERY)
+    assert counter.seq == len(files), f"counter {counter.counter_id} at {counter.seq!r} for {len(files)} file(s)"
     leftovers = sorted(path.name for path in harness.export_dir.glob("*") if path.name not in files)
     assert not leftovers, f"the export directory holds {leftovers} besides the files"
 

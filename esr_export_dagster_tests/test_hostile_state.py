@@ -15,13 +15,14 @@ from bson import ObjectId
 
 from esr_export_dagster.domain.records import DELETED_BEFORE_EXPORT, EXPORTED, INVALID_DATA, TO_EXPORT
 from esr_export_dagster.domain.sensor_tick import StaleSensorCursor
+from esr_export_dagster.domain.sequence import SHARED_SCOPE
 from esr_export_dagster.domain.stale_records import UNDATED, UNDATED_NOTIFICATION
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 
 from . import kill_points
-from .conftest import each_stream, failure_message, wait_all
-from .invariants import assert_export_invariants, file_placements, files_on_disk
+from .conftest import each_scope, each_stream, failure_message, wait_all
+from .invariants import file_placements, files_on_disk
 from .wire_proxy import Rule
 
 pytestmark = pytest.mark.integration
@@ -35,7 +36,7 @@ def _statuses(harness, records) -> list[str]:
 
 
 def _counter(harness, deanery: str) -> dict | None:
-    return harness.database[COUNTER].find_one({"_id": harness.stream.counter_id(deanery)})
+    return harness.stored_counter(deanery)
 
 
 def _refused(harness, run_date: dt.date, deanery: str, *expected: str) -> str:
@@ -51,9 +52,10 @@ def _refused(harness, run_date: dt.date, deanery: str, *expected: str) -> str:
 
 
 @each_stream
+@each_scope
 def test_a_stray_file_under_the_next_number_is_refused_before_any_number_is_taken(harness):
-    counter_id = harness.stream.counter_id("EOE")
-    harness.database[COUNTER].insert_one({"_id": counter_id, "seq": 4, "version": 0, "openBatch": None})
+    counter_id = harness.counter_id("EOE")
+    harness.store_counter("EOE", seq=4, version=0, openBatch=None)
     records = harness.add_due("EOE", RUN_DATE, count=3)
     name = harness.file_name("EOE", RUN_DATE, 5)
     harness.export_dir.mkdir(mode=0o700)
@@ -68,7 +70,7 @@ def test_a_stray_file_under_the_next_number_is_refused_before_any_number_is_take
     stray.rename(harness.export_dir.parent / "moved-aside.DAT")
     harness.run_ok(RUN_DATE, "EOE")
     assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in records)
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream, first_sequence={"EOE": 5})
+    harness.assert_invariants(first_sequence={"EOE": 5})
 
 
 @each_stream
@@ -95,14 +97,15 @@ def test_a_file_that_takes_the_name_while_a_run_writes_is_never_overwritten_and_
     stray.rename(harness.export_dir.parent / "moved-aside.DAT")
     harness.run_ok(NEXT_DATE, "EOE")
     assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in records)
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    harness.assert_invariants()
 
 
 @each_stream
+@each_scope
 def test_a_lost_counter_resumes_after_the_highest_number_the_file_ledger_proves(harness):
     harness.add_due("EOE", RUN_DATE, count=2)
     harness.run_ok(RUN_DATE, "EOE")
-    harness.database[COUNTER].delete_one({"_id": harness.stream.counter_id("EOE")})
+    harness.database[COUNTER].delete_one({"_id": harness.counter_id("EOE")})
     later = harness.add_due("EOE", NEXT_DATE, count=2)
 
     summary = harness.run_ok(NEXT_DATE, "EOE")
@@ -110,10 +113,11 @@ def test_a_lost_counter_resumes_after_the_highest_number_the_file_ledger_proves(
     assert summary["files_written_by_this_run"] == [harness.file_name("EOE", NEXT_DATE, 2)]
     second = harness.export_dir / harness.file_name("EOE", NEXT_DATE, 2)
     assert sorted(file_placements(second)) == sorted(harness.reference(r) for r in later)
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    harness.assert_invariants()
 
 
 @each_stream
+@each_scope
 def test_a_lost_counter_with_files_the_ledger_does_not_know_is_refused_never_restarted_from_one(harness):
     harness.add_due("EOE", RUN_DATE, count=2)
     harness.run_ok(RUN_DATE, "EOE")
@@ -128,7 +132,7 @@ def test_a_lost_counter_with_files_the_ledger_does_not_know_is_refused_never_res
         harness,
         NEXT_DATE,
         "EOE",
-        f"counter {harness.stream.counter_id('EOE')} is missing",
+        f"counter {harness.counter_id('EOE')} is missing",
         f"ESR_EXPORT_DIR holds {first.name} (number 1)",
         "No number was taken and no record was changed",
     )
@@ -139,9 +143,7 @@ def test_a_lost_counter_with_files_the_ledger_does_not_know_is_refused_never_res
     assert list(files_on_disk(harness.export_dir, file_type=harness.stream.file_type)) == [first.name]
     # The README's remedy: set the counter to the last number ESR received. The ledger of file 1 is gone
     # with the backup, so the invariants are checked from the restored counter on.
-    harness.database[COUNTER].insert_one(
-        {"_id": harness.stream.counter_id("EOE"), "seq": 1, "version": 0, "openBatch": None}
-    )
+    harness.store_counter("EOE", seq=1, version=0, openBatch=None)
     summary = harness.run_ok(NEXT_DATE, "EOE")
     assert summary["files_written_by_this_run"] == [harness.file_name("EOE", NEXT_DATE, 2)]
     assert sorted(file_placements(harness.export_dir / harness.file_name("EOE", NEXT_DATE, 2))) == sorted(
@@ -149,20 +151,48 @@ def test_a_lost_counter_with_files_the_ledger_does_not_know_is_refused_never_res
     )
 
 
+@each_scope
 def test_a_counter_set_back_below_the_file_ledger_is_refused_before_any_number_is_taken(harness):
     harness.add_due("EOE", RUN_DATE, count=2)
     harness.run_ok(RUN_DATE, "EOE")
     first = harness.file_name("EOE", RUN_DATE, 1)
     # Delivered and archived elsewhere: only the ledger remembers number 1.
     (harness.export_dir / first).rename(harness.export_dir.parent / first)
-    harness.database[COUNTER].update_one({"_id": "APP_EOE"}, {"$set": {"seq": 0}})
+    harness.database[COUNTER].update_one({"_id": harness.counter_id("EOE")}, {"$set": {"seq": 0}})
     later = harness.add_due("EOE", NEXT_DATE, count=2)
 
-    _refused(harness, NEXT_DATE, "EOE", f"counter APP_EOE has seq 0, but the file ledger holds {first} (number 1)")
+    _refused(
+        harness,
+        NEXT_DATE,
+        "EOE",
+        f"counter {harness.counter_id('EOE')} has seq 0, but the file ledger holds {first} (number 1)",
+    )
 
     assert _statuses(harness, later) == [TO_EXPORT] * 2
     assert _counter(harness, "EOE")["seq"] == 0 and _counter(harness, "EOE")["openBatch"] is None
     assert not list(files_on_disk(harness.export_dir))
+
+
+@each_scope
+def test_the_export_directory_is_checked_over_the_counters_scope(harness):
+    harness.store_counter("EOE", seq=4)
+    records = harness.add_due("EOE", RUN_DATE)
+    harness.export_dir.mkdir(mode=0o700)
+    other_deanerys = harness.export_dir / harness.file_name("LDN", RUN_DATE, 5)
+    other_deanerys.write_bytes(b"a file of another deanery\n")
+
+    result = harness.run(RUN_DATE, "EOE")
+
+    if harness.scope == SHARED_SCOPE:
+        # LDN's number 5 came from the shared counter too: numbering on from 4 would repeat it.
+        assert not result.success
+        assert f"counter APP has seq 4, but ESR_EXPORT_DIR holds {other_deanerys.name} (number 5)" in (
+            failure_message(result)
+        )
+        assert _statuses(harness, records) == [TO_EXPORT]
+    else:
+        assert result.success, failure_message(result)
+        assert _statuses(harness, records) == [EXPORTED]
 
 
 # -- state read from MongoDB is validated before it is trusted ---------------------------------------
@@ -182,68 +212,84 @@ def test_a_counter_set_back_below_the_file_ledger_is_refused_before_any_number_i
     ids=["text", "fraction", "null", "boolean", "negative", "nine-digits", "document"],
 )
 def test_a_counter_that_is_not_a_file_number_fails_the_run_at_once_naming_it(harness, stored, shown):
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "seq": stored, "version": 0, "openBatch": None})
+    harness.store_counter("MER", seq=stored, version=0, openBatch=None)
     records = harness.add_due("MER", RUN_DATE, count=2)
 
-    message = _refused(harness, RUN_DATE, "MER", f"counter APP_MER: {shown}", "No number was taken")
+    message = _refused(harness, RUN_DATE, "MER", f"counter {harness.counter_id('MER')}: {shown}", "No number was taken")
 
     assert "ValueError" not in message and "TypeError" not in message
-    assert _counter(harness, "MER") == {"_id": "APP_MER", "seq": stored, "version": 0, "openBatch": None}
+    assert _counter(harness, "MER") == {
+        "_id": harness.counter_id("MER"),
+        "seq": stored,
+        "version": 0,
+        "openBatch": None,
+    }
     assert _statuses(harness, records) == [TO_EXPORT] * 2
     assert not harness.export_dir.exists() or not list(harness.export_dir.glob("DE_*"))
 
 
 def test_a_counter_without_seq_is_refused_naming_the_missing_field(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "version": 3, "openBatch": None})
+    harness.store_counter("MER", version=3, openBatch=None)
     harness.add_due("MER", RUN_DATE)
 
-    _refused(harness, RUN_DATE, "MER", "counter APP_MER: seq is missing")
+    _refused(harness, RUN_DATE, "MER", f"counter {harness.counter_id('MER')}: seq is missing")
 
-    assert _counter(harness, "MER") == {"_id": "APP_MER", "version": 3, "openBatch": None}
+    assert _counter(harness, "MER") == {"_id": harness.counter_id("MER"), "version": 3, "openBatch": None}
 
 
 def test_a_legacy_counter_stored_as_a_whole_double_numbers_on_from_it(harness):
     # What the mongo shell stores for `seq: 2765`.
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "seq": 2765.0, "version": 0, "openBatch": None})
+    harness.store_counter("MER", seq=2765.0, version=0, openBatch=None)
     harness.add_due("MER", RUN_DATE)
 
     summary = harness.run_ok(RUN_DATE, "MER")
 
     assert summary["files_written_by_this_run"] == [harness.file_name("MER", RUN_DATE, 2766)]
-    assert_export_invariants(harness.database, harness.export_dir, first_sequence={"MER": 2766})
+    harness.assert_invariants(first_sequence={"MER": 2766})
 
 
 def test_a_counter_at_the_end_of_esrs_range_takes_no_number_it_cannot_name(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "seq": 99_999_999, "version": 0, "openBatch": None})
+    harness.store_counter("MER", seq=99_999_999, version=0, openBatch=None)
     records = harness.add_due("MER", RUN_DATE)
 
-    _refused(harness, RUN_DATE, "MER", "counter APP_MER has seq 99999999", "8-digit limit", "No number was taken")
+    _refused(
+        harness,
+        RUN_DATE,
+        "MER",
+        f"counter {harness.counter_id('MER')} has seq 99999999",
+        "8-digit limit",
+        "No number was taken",
+    )
 
     assert _counter(harness, "MER")["seq"] == 99_999_999
     assert _statuses(harness, records) == [TO_EXPORT]
 
 
 def test_a_damaged_open_batch_stops_its_own_deanery_and_no_other(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_EOE", "seq": 4, "version": 2, "openBatch": {"id": 17}})
+    harness.store_counter("EOE", seq=4, version=2, openBatch={"id": 17})
     stuck = harness.add_due("EOE", RUN_DATE)
     others = harness.add_due("LDN", RUN_DATE, count=2)
 
-    _refused(harness, RUN_DATE, "EOE", "counter APP_EOE has an open batch that cannot be trusted: openBatch.id is 17")
+    _refused(
+        harness,
+        RUN_DATE,
+        "EOE",
+        "counter APP has an open batch that cannot be trusted: deaneries.EOE.openBatch.id is 17",
+    )
     harness.run_ok(RUN_DATE, "LDN")
 
     assert _statuses(harness, stuck) == [TO_EXPORT]
     assert _statuses(harness, others) == [EXPORTED] * 2
-    assert list(files_on_disk(harness.export_dir)) == [harness.file_name("LDN", RUN_DATE, 1)]
+    # LDN numbers on from the shared counter, past EOE's damaged batch.
+    assert list(files_on_disk(harness.export_dir)) == [harness.file_name("LDN", RUN_DATE, 5)]
 
 
 def test_an_open_batch_whose_plan_is_gone_is_released_when_it_took_no_number(harness):
-    harness.database[COUNTER].insert_one(
-        {
-            "_id": "APP_EOE",
-            "seq": 0,
-            "version": 0,
-            "openBatch": {"id": "lost-plan", "runId": "an-earlier-run", "state": "PLANNED", "fileCount": 1},
-        }
+    harness.store_counter(
+        "EOE",
+        seq=0,
+        version=0,
+        openBatch={"id": "lost-plan", "runId": "an-earlier-run", "state": "PLANNED", "fileCount": 1},
     )
     records = harness.add_due("EOE", RUN_DATE, count=2)
 
@@ -251,24 +297,24 @@ def test_an_open_batch_whose_plan_is_gone_is_released_when_it_took_no_number(har
 
     assert summary["files_written_by_this_run"] == [harness.file_name("EOE", RUN_DATE, 1)]
     assert _statuses(harness, records) == [EXPORTED] * 2
-    assert_export_invariants(harness.database, harness.export_dir)
+    harness.assert_invariants()
 
 
 def test_an_open_batch_whose_plan_is_gone_after_taking_numbers_is_refused_naming_them(harness):
     reference = {"id": "lost-plan", "runId": "an-earlier-run", "state": "NUMBERED", "fileCount": 2, "firstSeq": 8}
-    harness.database[COUNTER].insert_one({"_id": "APP_EOE", "seq": 9, "version": 3, "openBatch": reference})
+    harness.store_counter("EOE", seq=9, version=3, openBatch=reference)
     records = harness.add_due("EOE", RUN_DATE)
 
     _refused(
         harness,
         RUN_DATE,
         "EOE",
-        "counter APP_EOE has open batch lost-plan, but exportBatch holds no document lost-plan",
+        "counter APP has open batch lost-plan, but exportBatch holds no document lost-plan",
         "It holds APP numbers 8..9",
         "restore exportBatch lost-plan from a backup",
     )
 
-    assert _counter(harness, "EOE") == {"_id": "APP_EOE", "seq": 9, "version": 3, "openBatch": reference}
+    assert _counter(harness, "EOE") == {"_id": "APP", "seq": 9, "version": 3, "openBatch": reference}
     assert _statuses(harness, records) == [TO_EXPORT]
 
 
@@ -304,7 +350,7 @@ def test_duplicate_references_are_set_aside_by_reference_and_block_no_deanery(ha
     (name,) = summary["files_written_by_this_run"]
     assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in good)
     assert _statuses(harness, elsewhere) == [EXPORTED] * 2
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    harness.assert_invariants()
 
 
 # -- what is in a file is what is marked -------------------------------------------------------------
@@ -335,7 +381,7 @@ def test_records_withdrawn_moved_or_broken_while_a_run_writes_are_not_in_its_fil
     document = harness.records.find_one({"_id": broken["_id"]})
     assert document["status"] == INVALID_DATA and fields[0] in document["generationError"]
     assert "exportedFileName" not in document
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    harness.assert_invariants()
 
 
 # -- records that no date can select -----------------------------------------------------------------
@@ -369,7 +415,7 @@ def test_undated_records_are_announced_then_set_invalid_by_any_run_of_their_dean
     assert f"EOE|{category}" not in _sensor_findings(harness)
     harness.run_ok(RUN_DATE, "EOE")
     assert _statuses(harness, good) == [EXPORTED] * 2
-    assert_export_invariants(harness.database, harness.export_dir, harness.stream)
+    harness.assert_invariants()
 
 
 def _sensor_findings(harness) -> dict[str, str]:
@@ -383,7 +429,7 @@ def test_a_refused_file_leaves_no_temporary_file_and_the_directory_private(harne
     harness.export_dir.mkdir(mode=0o700)
     (harness.export_dir / harness.file_name("EOE", RUN_DATE, 1)).write_bytes(b"x")
 
-    _refused(harness, RUN_DATE, "EOE", "counter APP_EOE is missing, but ESR_EXPORT_DIR holds")
+    _refused(harness, RUN_DATE, "EOE", f"counter {harness.counter_id('EOE')} is missing, but ESR_EXPORT_DIR holds")
 
     assert os.stat(harness.export_dir).st_mode & 0o777 == 0o700
     assert not list(harness.export_dir.glob(".partial-*"))
@@ -402,4 +448,4 @@ def test_posts_that_differ_only_by_a_line_break_count_as_the_one_post_esr_sees(h
     assert sorted(p for name in files for p in file_placements(harness.export_dir / name)) == sorted(
         r["placementId"] for r in plain + broken
     )
-    assert_export_invariants(harness.database, harness.export_dir)
+    harness.assert_invariants()

@@ -1,6 +1,7 @@
 """The July 2021 incident, replayed for both streams: late placements for 4 August starters (and the
 notifications created with them), all deaneries at once at the scheduled tick, and WriteConflicts on the
-file-number counter. This time everything goes out, numbered without gaps."""
+file-number counter, the one document every deanery takes its numbers from. This time everything goes out,
+numbered in one contiguous run continuing the legacy sequence."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from dagster import build_schedule_context
 
 from esr_export_dagster.definitions import defs
 from esr_export_dagster.domain.deaneries import DEANERIES
+from esr_export_dagster.domain.esr_csv import parse_export_file_name
 from esr_export_dagster.domain.records import EXPORTED
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.storage.collections import COUNTER
 
 from . import kill_points
 from .conftest import each_stream, wait_all
-from .invariants import assert_export_invariants, files_on_disk
+from .invariants import files_on_disk
 from .wire_proxy import Rule
 
 pytestmark = [pytest.mark.integration, each_stream]
@@ -30,11 +32,14 @@ TICKS = {
     "DNC": dt.datetime(2021, 7, 31, 14, 0, tzinfo=dt.UTC),
 }
 PER_DEANERY = 4
+# The legacy exporter's last numbers before the tick (ESR received DE_EMD_APP_20210727_00003754.DAT next).
+LEGACY_LAST = {"APP": 3753, "DNC": 119}
 
 
 def test_the_incident_tick_exports_every_deanery_through_write_conflicts(harness, fault_proxy):
     stream = harness.stream
-    harness.database[COUNTER].insert_one({"_id": stream.counter_id("MER"), "seq": 2765})
+    last = LEGACY_LAST[stream.file_type]
+    harness.database[COUNTER].insert_one({"_id": harness.counter_id("MER"), "seq": last})
     records = [
         record
         for deanery in DEANERIES
@@ -62,9 +67,12 @@ def test_the_incident_tick_exports_every_deanery_through_write_conflicts(harness
     ]
     summaries = wait_all(processes)
 
-    assert conflicts.applied == 2 * 3 * len(DEANERIES)  # open, number, close: twice each, per deanery
+    # Open, number, close: twice each, per deanery, all on the one shared counter document.
+    assert conflicts.applied == 2 * 3 * len(DEANERIES)
     assert harness.records.count_documents({"status": EXPORTED}) == len(records)
-    expected = {harness.file_name(d, tick.date(), 2766 if d == "MER" else 1) for d in DEANERIES}
-    assert set(files_on_disk(harness.export_dir, file_type=stream.file_type)) == expected
+    files = files_on_disk(harness.export_dir, file_type=stream.file_type)
+    assert sorted(parse_export_file_name(name).deanery for name in files) == sorted(DEANERIES)
+    numbers = sorted(parse_export_file_name(name).sequence for name in files)
+    assert numbers == list(range(last + 1, last + 1 + len(DEANERIES))), "one contiguous run, one number per file"
     assert all(s["exported_by_this_run"] == PER_DEANERY for s in summaries)
-    assert_export_invariants(harness.database, harness.export_dir, stream, first_sequence={"MER": 2766})
+    harness.assert_invariants(first_sequence={"MER": last + 1})

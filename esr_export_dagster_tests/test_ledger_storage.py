@@ -16,9 +16,9 @@ from esr_export_dagster.storage.ledger import ExportLedger, pack_record_ids, unp
 RUN_DATE = dt.date(2021, 7, 31)
 
 
-def _open(ledger: ExportLedger, record_ids: tuple) -> str:
+def _open(ledger: ExportLedger, record_ids: tuple, deanery: str = "EOE") -> str:
     plan = [PlannedFile(run_date=RUN_DATE, record_ids=record_ids, largest_post_count=1)]
-    batch = ledger.try_open_batch("EOE", ledger.read_counter("EOE"), plan, run_id="run-1")
+    batch = ledger.try_open_batch(deanery, ledger.read_counter(deanery), plan, run_id="run-1")
     assert batch is not None
     return batch.batch_id
 
@@ -83,7 +83,7 @@ def test_a_damaged_batch_plan_is_refused_naming_it_before_any_number_is_taken(da
     with pytest.raises(CorruptExportStateError, match=re.escape(f"exportBatch {batch_id} cannot be trusted: {named}")):
         ledger.number_batch("EOE", batch_id)
 
-    assert database[COUNTER].find_one({"_id": "APP_EOE"})["seq"] == 0
+    assert database[COUNTER].find_one({"_id": "APP"})["seq"] == 0
 
 
 def test_a_number_already_in_the_ledger_under_another_name_is_refused_before_the_file_is_started(database):
@@ -100,3 +100,32 @@ def test_a_number_already_in_the_ledger_under_another_name_is_refused_before_the
         ledger.record_file_started(batch, batch.files[0])
 
     assert database[EXPORT_FILE].count_documents({}) == 1
+
+
+def test_a_shared_number_already_in_the_ledger_for_another_deanery_is_refused_before_the_file_is_written(database):
+    ledger = ExportLedger(database, "APP")
+    ensure_indexes(database)
+    database[EXPORT_FILE].insert_one(
+        {"_id": "DE_LDN_APP_20210730_00000001.DAT", "fileType": "APP", "deanery": "LDN", "seq": 1, "state": "COMPLETE"}
+    )
+    batch = ledger.number_batch("EOE", _open(ledger, (ObjectId(),)))
+
+    with pytest.raises(
+        ExportFileConflictError, match="already holds DE_LDN_APP_20210730_00000001.DAT under shared APP number 1"
+    ):
+        ledger.record_file_started(batch, batch.files[0])
+
+
+def test_deaneries_keep_their_own_open_batch_on_the_shared_counter_and_take_consecutive_numbers(database):
+    ledger = ExportLedger(database, "APP")
+    eoe, ldn = _open(ledger, (ObjectId(),)), _open(ledger, (ObjectId(),), deanery="LDN")
+
+    ldn_batch, eoe_batch = ledger.number_batch("LDN", ldn), ledger.number_batch("EOE", eoe)
+
+    assert (ldn_batch.first_sequence, eoe_batch.first_sequence) == (1, 2)
+    counter = database[COUNTER].find_one({"_id": "APP"})
+    assert counter["seq"] == 2
+    assert {d: slot["openBatch"]["firstSeq"] for d, slot in counter["deaneries"].items()} == {"EOE": 2, "LDN": 1}
+    ledger.close_batch("LDN", ldn)
+    assert ledger.read_counter("LDN").open_batch is None and ledger.read_counter("LDN").version == 1
+    assert ledger.read_counter("EOE").open_batch["id"] == eoe

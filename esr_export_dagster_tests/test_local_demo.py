@@ -10,6 +10,7 @@ import sys
 import pytest
 
 from esr_export_dagster.domain.deaneries import DEANERIES
+from esr_export_dagster.domain.esr_csv import parse_export_file_name
 from esr_export_dagster.local.cli import DEMO_FAILED_CHECK
 from esr_export_dagster.partitions import (
     DEFAULT_FIRST_PARTITION_DATE,
@@ -73,6 +74,14 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
     assert len(first_lines) == 2 * len(DEANERIES)
     app_lines = first_lines[: len(DEANERIES)]
     assert all(" exported" in line and ", wrote DE_" in line for line in app_lines), app_lines
+    # One shared sequence per file type (the default scope): the deaneries' files numbered from 1 in the order
+    # they were written, APP and DNC each in its own sequence. One file per deanery, except LDN's crowded post
+    # (45 starters), which ESR takes as two APP files: 14 APP numbers, 13 DNC numbers.
+    for file_type, lines, crowded in (("APP", app_lines, {"LDN": 2}), ("DNC", first_lines[len(DEANERIES) :], {})):
+        written = [parse_export_file_name(name) for line in lines for name in re.findall(r"DE_\w+?\.DAT", line)]
+        expected = [(file_type, d) for d in DEANERIES for _ in range(crowded.get(d, 1))]
+        assert [(f.file_type, f.deanery) for f in written] == expected, lines
+        assert [f.sequence for f in written] == list(range(1, len(expected) + 1)), lines
     assert "checks failed" not in first
     (explanation,) = [line for line in first.splitlines() if DEMO_FAILED_CHECK in line]
     assert "on purpose" in explanation and "demo data" in explanation

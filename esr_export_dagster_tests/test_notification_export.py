@@ -69,8 +69,8 @@ def test_notifications_of_missed_days_all_go_in_the_next_days_file(notifications
     assert sorted(file_placements(notifications.export_dir / name)) == sorted(r["notificationId"] for r in older)
 
 
-def test_app_and_dnc_files_of_a_deanery_are_numbered_by_separate_counters(harness):
-    harness.database[COUNTER].insert_one({"_id": "APP_MER", "seq": 2765})
+def test_app_and_dnc_files_are_numbered_by_separate_counters(harness):
+    harness.database[COUNTER].insert_one({"_id": "APP", "seq": 2765})
     harness.add("MER", RUN_DATE + dt.timedelta(days=10), count=2)
     harness.add_notifications("MER", CUTOFF - dt.timedelta(hours=2), count=3, title_code=WITHDRAWAL)
 
@@ -80,9 +80,9 @@ def test_app_and_dnc_files_of_a_deanery_are_numbered_by_separate_counters(harnes
 
     assert app["files_written_by_this_run"] == ["DE_MER_APP_20210731_00002766.DAT"]
     assert dnc["files_written_by_this_run"] == ["DE_MER_DNC_20210731_00000001.DAT"]
-    assert harness.database[COUNTER].find_one({"_id": "DNC_MER"})["seq"] == 1
-    assert harness.database[COUNTER].find_one({"_id": "APP_MER"})["seq"] == 2766
-    assert_export_invariants(harness.database, harness.export_dir, APP_STREAM, first_sequence={"MER": 2766})
+    assert harness.database[COUNTER].find_one({"_id": "DNC"})["seq"] == 1
+    assert harness.database[COUNTER].find_one({"_id": "APP"})["seq"] == 2766
+    assert_export_invariants(harness.database, harness.export_dir, APP_STREAM, first_sequence={"APP": 2766})
     assert_export_invariants(harness.database, harness.export_dir, NOTIFICATION_STREAM)
 
 

@@ -36,3 +36,28 @@ def as_counter_value(value: Any) -> int:
 def numbers_fit(last_issued: int, file_count: int) -> bool:
     """Whether ``file_count`` more files can be numbered after ``last_issued`` within ESR's range."""
     return last_issued + file_count <= MAX_SEQUENCE
+
+
+# How far one sequence reaches. ``shared``: one sequence per file type across all deaneries, as ESR has always
+# received them (DE_EMD_APP_20210727_00003754.DAT, then DE_WMD_APP_20210727_00003757.DAT, ...). ``deanery``:
+# one sequence per deanery and file type, for a site that has agreed it with ESR.
+SHARED_SCOPE = "shared"
+DEANERY_SCOPE = "deanery"
+SEQUENCE_SCOPES = (SHARED_SCOPE, DEANERY_SCOPE)
+SEQUENCE_SCOPE_VARIABLE = "ESR_SEQUENCE_SCOPE"
+
+
+def checked_scope(value: str) -> str:
+    """The scope ``value`` names, or an error naming the variable and the values it may take."""
+    if value not in SEQUENCE_SCOPES:
+        raise ValueError(
+            f"{SEQUENCE_SCOPE_VARIABLE} is {value!r}: it must be {' or '.join(SEQUENCE_SCOPES)} "
+            f"(default {SHARED_SCOPE}, one sequence per file type across all deaneries)"
+        )
+    return value
+
+
+def sequence_counter_id(file_type: str, deanery: str, scope: str) -> str:
+    """The ``counter`` document a deanery's files of one type take their numbers from: ``APP`` (shared) or
+    ``APP_EOE`` (deanery)."""
+    return file_type if checked_scope(scope) == SHARED_SCOPE else f"{file_type}_{deanery}"

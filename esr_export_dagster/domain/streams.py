@@ -2,7 +2,7 @@
 
 APP files carry new applicants, DNC files notifications of change (esr-interface.md §4.1). They differ in
 where their records live, what makes a record eligible and valid, and how a line is written; everything
-else (partitions, the per-deanery counter and batch protocol, retries, files, checks, alerts) is shared.
+else (partitions, the counter and batch protocol, retries, files, checks, alerts) is shared.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ NOTIFICATION_RECORDS = "notificationRecord"
 
 
 def counter_id(file_type: str, deanery: str) -> str:
-    """The ``counter`` document of a deanery's files of one type: ``APP_EOE``, ``DNC_EOE``."""
+    """A deanery's key for one file type, ``APP_EOE``: its counter document in deanery scope (shared scope
+    numbers from ``APP``, see ``domain/sequence.py``), and the key of per-deanery state such as check state."""
     return f"{file_type}_{deanery}"
 
 

@@ -1,7 +1,8 @@
-"""`make run` and `make dev`: the export on one machine, with no set-up by hand.
+"""`make run` and `make dev`: the export on one machine, with no set-up by hand; and `cut-over`, which sets
+the sequence counters of a production MongoDB so that the next file continues the numbers ESR knows.
 
-With ESR_MONGODB_URI unset, both start the embedded MongoDB stand-in (data under .local/), seed demo
-records into an empty database, and stop the server again when they finish.
+With ESR_MONGODB_URI unset, `run` and `dev` start the embedded MongoDB stand-in (data under .local/), seed
+demo records into an empty database, and stop the server again when they finish.
 """
 
 from __future__ import annotations
@@ -51,7 +52,27 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--date", type=dt.date.fromisoformat, help="run date (default: today, UTC)")
     dev = commands.add_parser("dev", help="start the stand-in and `dagster dev` with the schedule running")
     dev.add_argument("--port", type=int, default=3000, help="the Dagster UI's port (default 3000)")
+    cut = commands.add_parser(
+        "cut-over",
+        help="set the counters at ESR_MONGODB_URI so the next file continues ESR's sequence (never backwards)",
+        description=(
+            "Set the sequence counters so that the next file of each type continues the sequence ESR knows. "
+            "Scope from ESR_SEQUENCE_SCOPE (default shared): shared takes one last number per file type "
+            "(--app 3766), deanery one per deanery (--app EMD=3754 --app WMD=3757). Refuses to move a counter "
+            "backwards and refuses while a batch is open; then nothing is changed."
+        ),
+    )
+    for file_type in ("APP", "DNC"):
+        cut.add_argument(
+            f"--{file_type.lower()}",
+            action="append",
+            default=[],
+            metavar="N or DEANERY=N",
+            help=f"the last {file_type} file number ESR received",
+        )
     arguments = parser.parse_args(argv)
+    if arguments.command == "cut-over":
+        return run_cut_over({"APP": arguments.app, "DNC": arguments.dnc})
     today = dt.datetime.now(dt.UTC).date()
     run_date = getattr(arguments, "date", None) or today
     os.environ.setdefault(
@@ -254,6 +275,67 @@ def _delivery_lines(summary: dict) -> list[str]:
     if summary.get("undelivered_files"):
         lines.append(f"       NOT delivered yet: {', '.join(summary['undelivered_files'])}")
     return lines
+
+
+def run_cut_over(values: Mapping[str, list[str]]) -> int:
+    """The cut-over against the configured MongoDB (never the stand-in: its counters are nobody's)."""
+    from ..domain.sequence import SEQUENCE_SCOPE_VARIABLE, SHARED_SCOPE, checked_scope
+    from ..storage.cut_over import cut_over
+    from ..storage.errors import ExportStateError
+
+    uri = os.environ.get("ESR_MONGODB_URI")
+    try:
+        if not uri:
+            raise ValueError("ESR_MONGODB_URI is not set: the cut-over sets the counters of the production MongoDB")
+        scope = checked_scope(os.environ.get(SEQUENCE_SCOPE_VARIABLE) or SHARED_SCOPE)
+        requested = {
+            file_type: parse_last_numbers(file_type, given, scope) for file_type, given in values.items() if given
+        }
+        if not requested:
+            raise ValueError("Give the last number ESR received: --app and/or --dnc")
+        with connect(uri, 5000) as client:
+            database = client[os.environ.get("ESR_MONGODB_DATABASE") or "esr_export"]
+            require_reachable(database, uri)
+            print(
+                f"Cut-over in {scope} scope ({SEQUENCE_SCOPE_VARIABLE}) on {describe_hosts(uri)}, database {database.name}:"
+            )
+            for file_type, last_numbers in requested.items():
+                for line in cut_over(database, scope, file_type, last_numbers):
+                    print(f"  {line}")
+    except (ValueError, ExportStateError) as error:
+        print(f"cut-over refused: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parse_last_numbers(file_type: str, given: list[str], scope: str) -> dict[str | None, int]:
+    """``["3766"]`` (shared scope) or ``["EMD=3754", "WMD=3757"]`` (deanery scope), checked."""
+    from ..domain.deaneries import require_deanery
+    from ..domain.sequence import SHARED_SCOPE
+
+    option = f"--{file_type.lower()}"
+    if scope == SHARED_SCOPE:
+        if len(given) != 1 or "=" in given[0]:
+            raise ValueError(
+                f"{option}: shared scope takes one last number for all deaneries ({option} 3766); for numbers per "
+                "deanery set ESR_SEQUENCE_SCOPE=deanery"
+            )
+        return {None: _whole_number(option, given[0])}
+    numbers: dict[str | None, int] = {}
+    for item in given:
+        deanery, separator, number = item.partition("=")
+        if not separator:
+            raise ValueError(f"{option}: deanery scope takes DEANERY=N per deanery ({option} EMD=3754), not {item!r}")
+        if require_deanery(deanery) in numbers:
+            raise ValueError(f"{option}: {deanery} is given twice")
+        numbers[deanery] = _whole_number(f"{option} {deanery}", number)
+    return numbers
+
+
+def _whole_number(what: str, text: str) -> int:
+    if not text.isdigit():
+        raise ValueError(f"{what}: {text!r} is not a whole number")
+    return int(text)
 
 
 def run_dev(port: int) -> int:

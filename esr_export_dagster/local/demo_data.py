@@ -17,13 +17,11 @@ from ..domain.deaneries import DEANERIES
 from ..domain.notifications import CHANGED_DATES, CURRENT_OR_NEXT_TRAINEE, NEW_POST, WITHDRAWAL
 from ..domain.records import DELETED_BEFORE_EXPORT, EXPORTED, TO_EXPORT
 from ..domain.window import NOTIFICATION_RUN_TIME_UTC
-from ..storage.collections import APP_RECORDS, COUNTER, NOTIFICATION_RECORDS
+from ..storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 _FIRST_NAMES = ("Amara", "Oluwaseun", "Priya", "Tomasz", "Siobhan", "Mehmet", "Eilidh", "Kwame", "Hannah", "Rhys")
 _LAST_NAMES = ("Okonkwo", "Nakamura", "Fitzgerald", "Kowalczyk", "Abernethy", "Chaudhry", "Lindqvist", "Mensah")
 _TOWNS = ("Cambridge", "Leicester", "Maidstone", "Liverpool", "Manchester", "Newcastle", "Oxford", "Exeter")
-# Carried over from the legacy exporter: MER's next APP file is number 2766.
-LEGACY_COUNTERS = {"APP_MER": 2765}
 
 
 def applicant_record(
@@ -240,6 +238,6 @@ def seed_demo_data(database: Database, run_date: dt.date) -> dict[str, int]:
         batch = documents(run_date)
         database[collection].insert_many(batch)
         inserted[collection] = len(batch)
-    for counter_id, seq in LEGACY_COUNTERS.items():
-        database[COUNTER].update_one({"_id": counter_id}, {"$setOnInsert": {"seq": seq}}, upsert=True)
+    # No counter is seeded: the demo's 13 deaneries number their files 1..13 in the one shared sequence. A real
+    # instance continues the legacy exporter's numbers by `esr-export-local cut-over` (README).
     return inserted

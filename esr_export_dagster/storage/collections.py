@@ -63,6 +63,9 @@ def ensure_indexes(database: Database, stream: ExportStream = APP_STREAM) -> lis
         unique=True,
         name="fileType_deanery_seq_unique",
     )
+    # Shared scope: a number names at most one file of any deanery (checked by the ledger), the highest
+    # number of the whole stream.
+    files.create_index([("fileType", ASCENDING), ("seq", ASCENDING)], name="fileType_seq")
     files.create_index(
         [("fileType", ASCENDING), ("deanery", ASCENDING), ("runDate", ASCENDING)],
         name="fileType_deanery_runDate",

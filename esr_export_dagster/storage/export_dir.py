@@ -131,10 +131,11 @@ class ExportDirectory:
         except OSError:
             return False
 
-    def highest_sequence(self, deanery: str, file_type: str) -> str | None:
-        """The file of ``deanery`` and ``file_type`` with the highest sequence number here, if any."""
+    def highest_sequence(self, deanery: str | None, file_type: str) -> str | None:
+        """The file of ``deanery`` (``None``: of any deanery) and ``file_type`` with the highest sequence number
+        here, if any."""
         highest: tuple[int, str] | None = None
-        for path in self.path.glob(f"DE_{deanery}_{file_type}_*.DAT"):
+        for path in self.path.glob(f"DE_{deanery or '*'}_{file_type}_*.DAT"):
             try:
                 parsed = parse_export_file_name(path.name)
             except ValueError:

@@ -21,6 +21,7 @@ from ..domain.esr_csv import parse_export_file_name
 from ..domain.file_plan import ESR_MAX_APPLICANTS_PER_POST, plan_files
 from ..domain.past_start import withheld_past_start
 from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
+from ..domain.sequence import SHARED_SCOPE
 from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
 from .collections import ensure_indexes
@@ -59,6 +60,8 @@ class ExportSettings:
     max_records_per_post: int | None = ESR_MAX_APPLICANTS_PER_POST
     # Records starting on or before this day are kept out of the files (see domain/past_start.py).
     withhold_started_by: dt.date | None = None
+    # One sequence per file type across all deaneries, or one per deanery (domain/sequence.py).
+    sequence_scope: str = SHARED_SCOPE
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,7 @@ class Exporter:
     stream: ExportStream = APP_STREAM
 
     def __post_init__(self) -> None:
-        self.ledger = ExportLedger(self.database, self.stream.file_type)
+        self.ledger = ExportLedger(self.database, self.stream.file_type, self.settings.sequence_scope)
         self.records = self.database[self.stream.records_collection]
 
     def prepare(self) -> list[str]:
@@ -231,30 +234,43 @@ class Exporter:
             ) from None
 
     def _last_issued(self, deanery: str, counter: CounterState, notes: list[str]) -> int:
-        """The last number issued to the deanery, checked against the files already written.
+        """The last number issued from the deanery's counter, checked against the files already written.
 
         A counter can be lost (a dropped collection) or set back (a restore from an old backup). Numbering on
         from it would reuse numbers ESR already has, so the export directory, and for a missing counter the
-        file ledger, are asked what was issued. A missing counter resumes after the ledger's highest number
-        only when the ledger accounts for every file in the directory; anything else is refused.
+        file ledger, are asked what was issued: the files of the deanery (deanery scope) or of every deanery
+        (shared scope). A missing counter resumes after the ledger's highest number only when the ledger
+        accounts for every file in the directory; anything else is refused. So is a counter kept in the other
+        scope: switching scope silently would change the numbers ESR receives.
         """
+        conflict = self.ledger.scope_conflict()
+        if conflict is not None:
+            raise CorruptExportStateError(conflict)
         counter_id = self.ledger.counter_id(deanery)
-        on_disk = self.export_directory.highest_sequence(deanery, self.stream.file_type)
+        numbered = self.ledger.numbered_deanery(deanery)
+        on_disk = self.export_directory.highest_sequence(numbered, self.stream.file_type)
         disk_highest = parse_export_file_name(on_disk).sequence if on_disk else 0
         if counter.exists:
-            if disk_highest > counter.seq:
+            in_ledger = self.ledger.highest_file(deanery)
+            # The files first, the counter after: a file exists only once the counter has passed its number, so
+            # a counter read after the files is behind them only if it was set back, never because another run
+            # (of another deanery, in shared scope) numbered and wrote files since this run read it.
+            current = self.ledger.read_counter(deanery)
+            if disk_highest > current.seq:
                 raise CorruptExportStateError(
-                    f"counter {counter_id} has seq {counter.seq}, but ESR_EXPORT_DIR holds {on_disk} (number "
+                    f"counter {counter_id} has seq {current.seq}, but ESR_EXPORT_DIR holds {on_disk} (number "
                     f"{disk_highest}): numbering on would repeat numbers ESR already has. {_SET_COUNTER}"
                 )
-            in_ledger = self.ledger.highest_file(deanery)
-            if in_ledger is not None and in_ledger[0] > counter.seq:
+            if in_ledger is not None and in_ledger[0] > current.seq:
                 raise CorruptExportStateError(
-                    f"counter {counter_id} has seq {counter.seq}, but the file ledger holds {in_ledger[1]} (number "
+                    f"counter {counter_id} has seq {current.seq}, but the file ledger holds {in_ledger[1]} (number "
                     f"{in_ledger[0]}): numbering on would repeat numbers ESR already has. {_SET_COUNTER}"
                 )
             return counter.seq
         highest, unfinished = self.ledger.highest_sequence(deanery)
+        if self.ledger.read_counter(deanery).exists:
+            # Another run created it since this run read it: this run's insert loses and the run plans again.
+            return highest
         if unfinished:
             raise CorruptExportStateError(
                 f"counter {counter_id} is missing and the file ledger holds unfinished file(s) "

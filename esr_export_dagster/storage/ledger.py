@@ -1,11 +1,15 @@
-"""The per-deanery export ledger: sequence counter, open batch and file ledger, without transactions.
+"""The export ledger: sequence counter, open batches and file ledger, without transactions.
 
 Why this shape (see docs/export-protocol.md for the whole argument):
 
-* One ``counter`` document per deanery and file type (``APP_EOE``). Every state change of a deanery's
-  export is a single-document compare-and-set on it, so deaneries never contend with each other (the
-  2021 WriteConflicts came from all deaneries hitting one counter at once) and no multi-document
-  transaction is needed: they are unsafe on the local stand-in and absent on a standalone server.
+* The numbers come from one ``counter`` document per file type (``APP``, shared by all deaneries, as ESR
+  has always received them) or, in ``deanery`` scope, one per deanery and file type (``APP_EOE``). The
+  deanery's open batch and its ``version`` live in that same document (under ``deaneries.EOE`` when it is
+  shared), so every state change of a deanery's export, the taking of numbers included, is a
+  single-document compare-and-set on it: the number and the batch that owns it are recorded in one atomic
+  update. No multi-document transaction is needed: they are unsafe on the local stand-in and absent on a
+  standalone server. Thirteen deaneries taking numbers from the shared document at once (the 2021
+  contention) lose compare-and-sets to each other and try again; none takes a number another holds.
 * A deanery has at most one *open batch*: the frozen plan of the files a run is about to write. It is
   opened only if the counter's ``version`` still equals the one the plan was read at (optimistic
   concurrency), so a plan can never include a record another batch exported in the meantime.
@@ -31,8 +35,17 @@ from pymongo.errors import DuplicateKeyError
 
 from ..domain.esr_csv import export_file_name
 from ..domain.file_plan import PlannedFile
-from ..domain.sequence import MAX_SEQUENCE, as_counter_value, counter_value_problem, numbers_fit
-from ..domain.streams import counter_id
+from ..domain.sequence import (
+    DEANERY_SCOPE,
+    MAX_SEQUENCE,
+    SEQUENCE_SCOPE_VARIABLE,
+    SHARED_SCOPE,
+    as_counter_value,
+    checked_scope,
+    counter_value_problem,
+    numbers_fit,
+    sequence_counter_id,
+)
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 from .errors import CorruptExportStateError, ExportFileConflictError, shown
 from .mongo import TransientExportError
@@ -55,7 +68,8 @@ DELIVERED = "delivered"
 _OBJECT_ID_BYTES = 12
 _OPEN_BATCH_STATES = (PLANNED, NUMBERED)
 # Each failed compare-and-set means another run moved the counter; after this many the op's RetryPolicy
-# takes over, so a counter that keeps changing under a run can never hold it in a loop.
+# takes over, so a counter that keeps changing under a run can never hold it in a loop. Above the 13
+# deaneries that share one counter in shared scope: each of them can win once ahead of this run.
 _MAX_NUMBERING_ATTEMPTS = 20
 _ABSENT = object()
 
@@ -126,13 +140,77 @@ class Batch:
 
 
 @dataclass
+@dataclass(frozen=True)
+class SequenceReport:
+    """A counter's issued numbers against the file ledger: what ``file_numbers_contiguous`` judges."""
+
+    scope: str
+    counter: str
+    files: int
+    first_sequence: int
+    last_sequence: int
+    counter_sequence: int
+    gaps: list[int]
+    duplicates: list[int]
+    # Numbers taken by a batch still being written: not gaps yet, the next run finishes that batch.
+    in_progress: list[int]
+    # Why the counter or the ledger could not be read (a value that is not a file number), else None.
+    problem: str | None = None
+
+    @classmethod
+    def unreadable(cls, scope: str, counter: str, problem: str) -> SequenceReport:
+        return cls(scope, counter, 0, 0, 0, 0, [], [], [], problem=problem)
+
+    @property
+    def counter_behind(self) -> bool:
+        """A file numbered above the counter: the counter was set back, and would issue that number again."""
+        return self.files > 0 and self.last_sequence > self.counter_sequence
+
+    @property
+    def passed(self) -> bool:
+        return self.problem is None and not self.gaps and not self.duplicates and not self.counter_behind
+
+    def shown(self) -> dict[str, Any]:
+        """The check's metadata for one deanery (ids and numbers only)."""
+        report: dict[str, Any] = {
+            "scope": self.scope,
+            "counter": self.counter,
+            "files": self.files,
+            "first_sequence": self.first_sequence,
+            "last_sequence": self.last_sequence,
+            "counter_sequence": self.counter_sequence,
+            "gaps": self.gaps,
+            "duplicates": self.duplicates,
+            "in_progress": self.in_progress,
+        }
+        if self.problem is not None:
+            report["problem"] = self.problem
+        return report
+
+
 class ExportLedger:
     database: Database
     file_type: str
+    scope: str = SHARED_SCOPE
     clock: Any = field(default=lambda: dt.datetime.now(dt.UTC).replace(tzinfo=None))
 
+    def __post_init__(self) -> None:
+        checked_scope(self.scope)
+
+    @property
+    def shared(self) -> bool:
+        return self.scope == SHARED_SCOPE
+
     def counter_id(self, deanery: str) -> str:
-        return counter_id(self.file_type, deanery)
+        return sequence_counter_id(self.file_type, deanery, self.scope)
+
+    def _slot(self, deanery: str) -> str:
+        """Where the deanery's ``openBatch`` and ``version`` are in its counter document, as a path prefix."""
+        return f"deaneries.{deanery}." if self.shared else ""
+
+    def numbered_deanery(self, deanery: str) -> str | None:
+        """The deanery whose files share ``deanery``'s sequence; ``None``: every deanery's (shared scope)."""
+        return None if self.shared else deanery
 
     # -- counter ---------------------------------------------------------------------------------
 
@@ -141,7 +219,53 @@ class ExportLedger:
         document = self.database[COUNTER].find_one({"_id": counter_id})
         if document is None:
             return CounterState(counter_id, False, 0, None, None)
-        return _validated_counter(counter_id, document)
+        if not self.shared:
+            return _validated_counter(counter_id, document, document, "")
+        slots = document.get("deaneries", {})
+        slot = slots.get(deanery, {}) if isinstance(slots, Mapping) else slots
+        if not isinstance(slot, Mapping):
+            raise CorruptExportStateError(
+                f"counter {counter_id}: deaneries.{deanery} is {shown(slot)}, not a document holding the deanery's "
+                "open batch and version. No number was taken and no record was changed."
+            )
+        return _validated_counter(counter_id, document, slot, self._slot(deanery))
+
+    def scope_conflict(self) -> str | None:
+        """Why this instance's counters were kept in the other scope, or ``None`` when they were not.
+
+        Numbering on in another scope would change the numbers ESR receives (and, from shared to deanery, repeat
+        them), so a change of scope is refused until the cut-over command has set the new scope's counters.
+        """
+        counters = self.database[COUNTER]
+        if self.shared:
+            if counters.find_one({"_id": self.file_type}, {"_id": 1}) is not None:
+                return None
+            used = sorted(
+                str(document["_id"])
+                for document in counters.find({"_id": {"$regex": f"^{self.file_type}_"}})
+                if document.get("seq") not in (0, None) or document.get("openBatch") is not None
+            )
+            if not used:
+                return None
+            return (
+                f"{SEQUENCE_SCOPE_VARIABLE} is {SHARED_SCOPE}, but this instance numbers {self.file_type} files per "
+                f"deanery (counter(s) {', '.join(used)}) and has no shared counter {self.file_type}. Numbering on in "
+                f"one shared sequence would change the numbers ESR receives. Either set {SEQUENCE_SCOPE_VARIABLE}="
+                f"{DEANERY_SCOPE}, or agree the next number with ESR and cut over: `esr-export-local cut-over "
+                f"--{self.file_type.lower()} <last number ESR received>` (README, 'Cutting over'). No number was taken "
+                "and no record was changed."
+            )
+        shared = counters.find_one({"_id": self.file_type}, {"seq": 1})
+        if shared is None:
+            return None
+        return (
+            f"{SEQUENCE_SCOPE_VARIABLE} is {DEANERY_SCOPE}, but this instance numbers {self.file_type} files in one "
+            f"shared sequence (counter {self.file_type}, at {shown(shared.get('seq'))}). Numbering per deanery would "
+            f"repeat numbers ESR already has. Either set {SEQUENCE_SCOPE_VARIABLE}={SHARED_SCOPE}, or agree each "
+            f"deanery's next number with ESR and cut over: `{SEQUENCE_SCOPE_VARIABLE}={DEANERY_SCOPE} esr-export-local "
+            f"cut-over --{self.file_type.lower()} <DEANERY>=<last number> ...` (README, 'Cutting over'). No number was "
+            "taken and no record was changed."
+        )
 
     def try_open_batch(
         self,
@@ -177,21 +301,25 @@ class ExportLedger:
             "fileCount": len(plan),
             "openedAt": self.clock(),
         }
+        slot = self._slot(deanery)
         if read_at.exists:
             version_filter: Any = read_at.version if read_at.version is not None else {"$exists": False}
             opened = (
                 self.database[COUNTER]
                 .update_one(
-                    {"_id": read_at.counter_id, "openBatch": None, "version": version_filter},
-                    {"$set": {"openBatch": reference}},
+                    {"_id": read_at.counter_id, f"{slot}openBatch": None, f"{slot}version": version_filter},
+                    {"$set": {f"{slot}openBatch": reference}},
                 )
                 .modified_count
                 == 1
             )
         else:
+            state = {"version": 0, "openBatch": reference}
             try:
                 self.database[COUNTER].insert_one(
-                    {"_id": read_at.counter_id, "seq": new_counter_seq, "version": 0, "openBatch": reference}
+                    {"_id": read_at.counter_id, "seq": new_counter_seq, "deaneries": {deanery: state}}
+                    if self.shared
+                    else {"_id": read_at.counter_id, "seq": new_counter_seq, **state}
                 )
                 opened = True
             except DuplicateKeyError:
@@ -231,18 +359,21 @@ class ExportLedger:
                     f"ESR's 8-digit limit of {MAX_SEQUENCE}. No number was taken; agree the next number with "
                     "ESR and set the counter by hand."
                 )
+            # The numbers and the batch that owns them, in one update of one document: a run killed right after
+            # it leaves the numbers recorded on the deanery's open batch, where its next run finds and finishes them.
+            slot = self._slot(deanery)
             taken = self.database[COUNTER].update_one(
                 {
                     "_id": counter.counter_id,
-                    "openBatch.id": batch_id,
-                    "openBatch.state": PLANNED,
+                    f"{slot}openBatch.id": batch_id,
+                    f"{slot}openBatch.state": PLANNED,
                     "seq": counter.seq,
                 },
                 {
                     "$set": {
                         "seq": counter.seq + file_count,
-                        "openBatch.state": NUMBERED,
-                        "openBatch.firstSeq": counter.seq + 1,
+                        f"{slot}openBatch.state": NUMBERED,
+                        f"{slot}openBatch.firstSeq": counter.seq + 1,
                     }
                 },
             )
@@ -264,16 +395,18 @@ class ExportLedger:
         Nothing was numbered, written or marked for it, so releasing it loses nothing: its records are still
         TO_EXPORT and the next plan takes them. Returns whether this call released it.
         """
+        slot = self._slot(deanery)
         released = self.database[COUNTER].update_one(
-            {"_id": self.counter_id(deanery), "openBatch.id": batch_id, "openBatch.state": PLANNED},
-            {"$set": {"openBatch": None}},
+            {"_id": self.counter_id(deanery), f"{slot}openBatch.id": batch_id, f"{slot}openBatch.state": PLANNED},
+            {"$set": {f"{slot}openBatch": None}},
         )
         return released.modified_count == 1
 
     def close_batch(self, deanery: str, batch_id: str) -> None:
+        slot = self._slot(deanery)
         self.database[COUNTER].update_one(
-            {"_id": self.counter_id(deanery), "openBatch.id": batch_id},
-            {"$set": {"openBatch": None}, "$inc": {"version": 1}},
+            {"_id": self.counter_id(deanery), f"{slot}openBatch.id": batch_id},
+            {"$set": {f"{slot}openBatch": None}, "$inc": {f"{slot}version": 1}},
         )
         self.database[EXPORT_BATCH].update_one(
             {"_id": batch_id}, {"$set": {"state": CLOSED}, "$currentDate": {"closedAt": True}}
@@ -322,6 +455,18 @@ class ExportLedger:
             raise CorruptExportStateError(
                 f"file ledger entry {file.name} has state {shown(state)}, not one of {', '.join(FILE_STATES)}"
             )
+        if self.shared:
+            # The unique index guards a number within a deanery; across deaneries, this read does. Two batches
+            # given one number both find the other here, after their own entry exists, and both stop.
+            for other in self.database[EXPORT_FILE].find(
+                {"fileType": self.file_type, "seq": file.sequence}, {"batchId": 1}
+            ):
+                if other["_id"] != file.name and other.get("batchId") != batch.batch_id:
+                    raise ExportFileConflictError(
+                        f"{file.name}: the file ledger already holds {other['_id']} under shared {self.file_type} "
+                        f"number {file.sequence}, so the number was issued twice. Nothing was written and the "
+                        "file's records stay TO_EXPORT."
+                    )
         return state
 
     def file_state(self, name: str) -> str | None:
@@ -333,13 +478,16 @@ class ExportLedger:
             {"_id": file.name, "state": FILE_WRITING}, {"$set": {"state": FILE_MARKED}}
         )
 
+    def _sequence_filter(self, deanery: str) -> dict[str, Any]:
+        """The ledger entries numbered from the same counter as ``deanery``'s files."""
+        numbered = self.numbered_deanery(deanery)
+        return {"fileType": self.file_type} if numbered is None else {"fileType": self.file_type, "deanery": numbered}
+
     def highest_file(self, deanery: str) -> tuple[int, str] | None:
-        """The number and name of the deanery's highest-numbered file in the ledger (one indexed read)."""
+        """The number and name of the highest-numbered file in the ledger that shares ``deanery``'s counter
+        (one indexed read)."""
         for entry in (
-            self.database[EXPORT_FILE]
-            .find({"fileType": self.file_type, "deanery": deanery}, {"seq": 1})
-            .sort("seq", -1)
-            .limit(1)
+            self.database[EXPORT_FILE].find(self._sequence_filter(deanery), {"seq": 1}).sort("seq", -1).limit(1)
         ):
             seq = entry.get("seq")
             if counter_value_problem(seq) is not None:
@@ -350,12 +498,10 @@ class ExportLedger:
         return None
 
     def highest_sequence(self, deanery: str) -> tuple[int, list[str]]:
-        """The highest number in the file ledger for ``deanery`` and the names of its unfinished files."""
+        """The highest number in the file ledger of ``deanery``'s counter, and the names of its unfinished files."""
         highest = 0
         unfinished = []
-        for entry in self.database[EXPORT_FILE].find(
-            {"fileType": self.file_type, "deanery": deanery}, {"seq": 1, "state": 1}
-        ):
+        for entry in self.database[EXPORT_FILE].find(self._sequence_filter(deanery), {"seq": 1, "state": 1}):
             seq = entry.get("seq")
             if counter_value_problem(seq) is not None:
                 raise CorruptExportStateError(
@@ -365,6 +511,55 @@ class ExportLedger:
             if entry.get("state") != FILE_COMPLETE:
                 unfinished.append(str(entry["_id"]))
         return highest, sorted(unfinished)
+
+    def sequence_report(self, deanery: str) -> SequenceReport:
+        """The numbers of ``deanery``'s counter (every deanery's, in shared scope) as the file ledger holds them.
+
+        The counter is read before the ledger, so a number the counter had issued is either in the ledger or
+        reserved by a batch open at that moment (its files are entered before it closes): anything else is a
+        gap. Numbers issued after that read, by runs going on meanwhile, are not judged. A ledger number above
+        the counter read after the ledger means the counter was set back.
+        """
+        counter_id = self.counter_id(deanery)
+        before = self.database[COUNTER].find_one({"_id": counter_id}) or {}
+        slots = before.get("deaneries") if self.shared else {deanery: before}
+        reserved: set[int] = set()
+        for slot in (slots or {}).values() if isinstance(slots, Mapping) else ():
+            open_batch = slot.get("openBatch") if isinstance(slot, Mapping) else None
+            if isinstance(open_batch, Mapping) and open_batch.get("state") == NUMBERED:
+                first = open_batch.get("firstSeq")
+                if isinstance(first, int) and isinstance(open_batch.get("fileCount"), int):
+                    reserved.update(range(first, first + open_batch["fileCount"]))
+        files = list(self.database[EXPORT_FILE].find(self._sequence_filter(deanery), {"seq": 1, "state": 1}))
+        after = self.database[COUNTER].find_one({"_id": counter_id}, {"seq": 1}) or {}
+        for read in (before, after):
+            problem = counter_value_problem(read.get("seq", 0))
+            if problem is not None:
+                return SequenceReport.unreadable(
+                    self.scope, counter_id, f"counter {counter_id}: seq {shown(read.get('seq'))} is {problem}"
+                )
+        unnumbered = [f["_id"] for f in files if counter_value_problem(f.get("seq")) is not None]
+        if unnumbered:
+            return SequenceReport.unreadable(
+                self.scope, counter_id, f"file ledger: {', '.join(map(str, unnumbered[:5]))} carry no file number"
+            )
+        numbers = sorted(as_counter_value(f["seq"]) for f in files)
+        issued = as_counter_value(before.get("seq", 0))
+        judged = [n for n in numbers if n <= issued]
+        return SequenceReport(
+            scope=self.scope,
+            counter=counter_id,
+            files=len(numbers),
+            first_sequence=numbers[0] if numbers else 0,
+            last_sequence=numbers[-1] if numbers else 0,
+            counter_sequence=as_counter_value(after.get("seq", 0)),
+            gaps=sorted(set(range(judged[0], issued + 1)) - set(numbers) - reserved) if judged else [],
+            duplicates=sorted({n for n in numbers if numbers.count(n) > 1}),
+            in_progress=sorted(
+                {as_counter_value(f["seq"]) for f in files if f.get("state") != FILE_COMPLETE}
+                | (reserved - set(numbers))
+            ),
+        )
 
     def _insert_file_entry(self, batch: Batch, file: BatchFile) -> None:
         self.database[EXPORT_FILE].update_one(
@@ -487,8 +682,14 @@ class FileDelivery:
     sha256: str | None
 
 
-def _validated_counter(counter_id: str, document: Mapping[str, Any]) -> CounterState:
-    """The counter as stored, or an error naming it and the value that cannot be trusted."""
+def _validated_counter(
+    counter_id: str, document: Mapping[str, Any], slot: Mapping[str, Any], slot_path: str
+) -> CounterState:
+    """The counter as stored, or an error naming it and the value that cannot be trusted.
+
+    ``slot`` holds the deanery's ``openBatch`` and ``version``: the counter document itself, or (shared scope)
+    its ``deaneries.<DEANERY>`` sub-document, at ``slot_path``.
+    """
     seq = document.get("seq", _ABSENT)
     problem = "seq is missing" if seq is _ABSENT else None
     if problem is None and counter_value_problem(seq) is not None:
@@ -499,20 +700,21 @@ def _validated_counter(counter_id: str, document: Mapping[str, Any]) -> CounterS
             f"{MAX_SEQUENCE}. No number was taken and no record was changed; set it to the last number ESR "
             "received (README, 'When something goes wrong')."
         )
-    version = document.get("version")
+    version = slot.get("version")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 0):
         raise CorruptExportStateError(
-            f"counter {counter_id} has version {shown(version)}, not a count of closed batches. No number was taken."
+            f"counter {counter_id} has {slot_path}version {shown(version)}, not a count of closed batches. No number "
+            "was taken."
         )
-    open_batch = document.get("openBatch")
+    open_batch = slot.get("openBatch")
     if open_batch is not None:
-        _validate_open_batch(counter_id, open_batch)
+        _validate_open_batch(counter_id, open_batch, slot_path)
     return CounterState(
         counter_id=counter_id, exists=True, seq=as_counter_value(seq), version=version, open_batch=open_batch
     )
 
 
-def _validate_open_batch(counter_id: str, reference: Any) -> None:
+def _validate_open_batch(counter_id: str, reference: Any, slot_path: str = "") -> None:
     def refuse(what: str) -> CorruptExportStateError:
         return CorruptExportStateError(
             f"counter {counter_id} has an open batch that cannot be trusted: {what}. No number was taken and no "
@@ -520,19 +722,19 @@ def _validate_open_batch(counter_id: str, reference: Any) -> None:
         )
 
     if not isinstance(reference, Mapping):
-        raise refuse(f"openBatch is {shown(reference)}, not a document")
+        raise refuse(f"{slot_path}openBatch is {shown(reference)}, not a document")
     if not isinstance(reference.get("id"), str) or not reference["id"]:
-        raise refuse(f"openBatch.id is {shown(reference.get('id'))}")
+        raise refuse(f"{slot_path}openBatch.id is {shown(reference.get('id'))}")
     state = reference.get("state")
     if state not in _OPEN_BATCH_STATES:
-        raise refuse(f"openBatch.state is {shown(state)}, not {' or '.join(_OPEN_BATCH_STATES)}")
+        raise refuse(f"{slot_path}openBatch.state is {shown(state)}, not {' or '.join(_OPEN_BATCH_STATES)}")
     file_count = reference.get("fileCount")
     if isinstance(file_count, bool) or not isinstance(file_count, int) or file_count < 1:
-        raise refuse(f"openBatch.fileCount is {shown(file_count)}")
+        raise refuse(f"{slot_path}openBatch.fileCount is {shown(file_count)}")
     if state == NUMBERED:
         first = reference.get("firstSeq")
         if counter_value_problem(first) is not None or first < 1 or not numbers_fit(first - 1, file_count):
-            raise refuse(f"openBatch.firstSeq is {shown(first)}")
+            raise refuse(f"{slot_path}openBatch.firstSeq is {shown(first)}")
 
 
 def _validated_batch(batch_id: str, document: Mapping[str, Any]) -> Batch:
