@@ -105,7 +105,8 @@ def test_a_backfill_checks_every_file_of_its_range_and_fails_on_the_one_that_dis
         for deanery in ("EOE", "LDN"):
             harness.add_due(deanery, RUN_DATE + dt.timedelta(days=day), count=2)
     assert harness.run_range(RUN_DATE, last, "EOE", "LDN").success
-    middle = harness.file_name("LDN", RUN_DATE + dt.timedelta(days=1), 2)
+    # Whatever its number in the shared sequence, the middle day's LDN file is the one damaged.
+    (middle,) = (p.name for p in harness.export_dir.glob(f"DE_LDN_*_{RUN_DATE + dt.timedelta(days=1):%Y%m%d}_*.DAT"))
     damaged = harness.database[APP_RECORDS].find_one({"exportedFileName": middle})
     harness.database[APP_RECORDS].update_one({"_id": damaged["_id"]}, {"$set": {"exportedFileName": "elsewhere"}})
 

@@ -189,7 +189,7 @@ def test_the_round_trip_records_each_outcome_and_alerts_rejections_and_silence(h
     for deanery in ("EOE", "LDN"):
         assert harness.run(RUN_DATE, deanery).success
     eoe_file = harness.file_name("EOE", RUN_DATE, 1)
-    ldn_file = harness.file_name("LDN", RUN_DATE, 1)
+    ldn_file = harness.file_name("LDN", RUN_DATE, 2)  # one sequence shared by the deaneries
     assert sorted(esr_side.delivered()) == [eoe_file, ldn_file]
 
     (confirmation,) = esr_side.answer(("EOE",))  # ESR answers EOE's file and never LDN's

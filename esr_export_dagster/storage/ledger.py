@@ -139,7 +139,6 @@ class Batch:
         ]
 
 
-@dataclass
 @dataclass(frozen=True)
 class SequenceReport:
     """A counter's issued numbers against the file ledger: what ``file_numbers_contiguous`` judges."""
@@ -188,6 +187,7 @@ class SequenceReport:
         return report
 
 
+@dataclass
 class ExportLedger:
     database: Database
     file_type: str
