@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -27,18 +28,15 @@ from dagster import (
 )
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 from pymongo import MongoClient
-from pymongo.collection import Collection
 from pymongo.database import Database
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
 from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
-from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
-from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
+from esr_export_dagster.domain.streams import APP_STREAM, STREAMS
 from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.jobs import export_file_asset, export_job
-from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import (
@@ -50,10 +48,11 @@ from esr_export_dagster.resources import (
     WallClockResource,
 )
 from esr_export_dagster.sensors import stale_to_export_sensor
-from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from .delivery_servers import MotoS3, SshServer, sshd_path
-from .postgres_cluster import PostgresCluster, postgres_bin_dir, throwaway_cluster
+from .postgres_cluster import PostgresCluster, throwaway_cluster
+from .postgres_cluster import unavailable_reason as postgres_unavailable_reason
+from .seeding import RecordSeeder
 from .wire_proxy import MongoFaultProxy
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +73,9 @@ def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="session")
 def postgres_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresCluster]:
     """A PostgreSQL cluster of the session's own, for Dagster's production storage (deploy/dagster.yaml)."""
-    if postgres_bin_dir() is None and os.geteuid() != 0:
-        pytest.skip("PostgreSQL is not installed and this is not root to install it (`make test` does, as root)")
+    reason = postgres_unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
     with throwaway_cluster(tmp_path_factory.mktemp("postgres")) as cluster:
         yield cluster
 
@@ -111,12 +111,12 @@ def fault_proxy(mongo_uri: str) -> Iterator[MongoFaultProxy]:
         proxy.close()
 
 
-@dataclass
-class ExportHarness:
-    """Runs the real job, as the schedule or the UI would, against this test's database and directory."""
+@dataclass(kw_only=True)
+class ExportHarness(RecordSeeder):
+    """Runs the real job, as the schedule or the UI would, against this test's database and directory; the
+    records it runs over are seeded with RecordSeeder's helpers (seeding.py)."""
 
     uri: str
-    database: Database
     export_dir: Path
     instance: DagsterInstance
     policy: ExportPolicyResource = field(default_factory=ExportPolicyResource)
@@ -124,10 +124,6 @@ class ExportHarness:
         default_factory=lambda: StaleRecordPolicyResource(ui_url="http://dagster.example:3000")
     )
     alert_channels: AlertChannelsResource = field(default_factory=AlertChannelsResource)
-    placement_ids: Iterator[int] = field(default_factory=lambda: iter(range(500_000, 10_000_000)))
-    # The stream the stream-neutral helpers (run, add_due, break_record, ...) work on.
-    stream: ExportStream = APP_STREAM
-    notification_ids: Iterator[int] = field(default_factory=lambda: iter(range(800_000, 10_000_000)))
     # The wall clock the runs read (UTC). None: each run happens at its first date's scheduled time, as the
     # schedule would have run it, when none of the records it selects has started yet.
     now: dt.datetime | None = None
@@ -217,10 +213,6 @@ class ExportHarness:
     def file_asset_key(self) -> AssetKey:
         return export_file_asset(self.stream).key
 
-    @property
-    def records(self) -> Collection:
-        return self.database[self.stream.records_collection]
-
     def tick_sensor(self, sensor: SensorDefinition = stale_to_export_sensor, cursor: str | None = None) -> SensorResult:
         """One evaluation of a real sensor (the stale-record one unless told) over this harness's resources,
         at the current clock."""
@@ -235,46 +227,6 @@ class ExportHarness:
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
         (summary,) = result.asset_value(self.file_asset_key).values()
         return summary
-
-    def add(self, deanery: str, start: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
-        """Applicant records starting on ``start`` (APP-only tests)."""
-        records = [applicant_record(next(self.placement_ids), deanery, start, **kwargs) for _ in range(count)]
-        self.database[APP_RECORDS].insert_many(records)
-        return records
-
-    def add_notifications(
-        self, deanery: str, created: dt.datetime, count: int = 1, **kwargs: Any
-    ) -> list[dict[str, Any]]:
-        """Notifications created at ``created`` (naive UTC); title code and payload by keyword."""
-        records = [notification_record(next(self.notification_ids), deanery, created, **kwargs) for _ in range(count)]
-        self.database[NOTIFICATION_RECORDS].insert_many(records)
-        return records
-
-    # -- stream-neutral helpers: the same invariant test runs for APP and DNC -------------------------
-
-    def add_due(self, deanery: str, run_date: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
-        """Records of this stream that ``run_date`` is the first day to export."""
-        if self.stream is APP_STREAM:
-            return self.add(deanery, run_date + dt.timedelta(weeks=13, days=-1), count, **kwargs)
-        created = dt.datetime.combine(run_date - dt.timedelta(days=1), NOTIFICATION_RUN_TIME_UTC) + dt.timedelta(
-            hours=1
-        )
-        return self.add_notifications(deanery, created, count, **kwargs)
-
-    def add_not_yet_due(self, deanery: str, run_date: dt.date) -> list[dict[str, Any]]:
-        """A record just outside ``run_date``'s eligibility: the next day's."""
-        if self.stream is APP_STREAM:
-            return self.add(deanery, run_date + dt.timedelta(weeks=13))
-        return self.add_notifications(deanery, dt.datetime.combine(run_date, NOTIFICATION_RUN_TIME_UTC))
-
-    def break_record(self, record: dict[str, Any]) -> list[str]:
-        """Remove mandatory values from a stored record; returns the field names the export must report."""
-        fields = ["applicant.dob"] if self.stream is APP_STREAM else ["nextAppointmentTraineeLastName"]
-        self.records.update_one({"_id": record["_id"]}, {"$unset": {name: "" for name in fields}})
-        return fields
-
-    def reference(self, record: dict[str, Any]) -> int:
-        return record[self.stream.reference_field]
 
     def file_name(self, deanery: str, run_date: dt.date, sequence: int) -> str:
         return export_file_name(deanery, self.stream.file_type, run_date, sequence)
@@ -319,13 +271,24 @@ def failure_message(result: ExecuteInProcessResult) -> str:
     return "\n".join(messages)
 
 
+@pytest.fixture(scope="session")
+def dagster_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty test instance's storage (its SQLite schemas), created once per session: each test's harness
+    starts from a copy, which is as fresh as a new one and takes a tenth of the time (0.07 s of CPU, against
+    0.45 s to create and migrate the schemas, for every one of some 400 tests)."""
+    template = tmp_path_factory.mktemp("dagster_home_template")
+    with instance_for_test(temp_dir=str(template)):
+        pass
+    return template
+
+
 @pytest.fixture
 def harness(
-    request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path
+    request: pytest.FixtureRequest, mongo_uri: str, database: Database, tmp_path: Path, dagster_home_template: Path
 ) -> Iterator[ExportHarness]:
     """The APP export's harness; ``each_stream`` parametrises a test over both streams."""
     dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
+    shutil.copytree(dagster_home_template, dagster_home)
     stream = getattr(request, "param", APP_STREAM)
     with instance_for_test(temp_dir=str(dagster_home)) as instance:
         yield ExportHarness(
