@@ -59,6 +59,20 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
+# The modules whose tests run longest (a daemon ticking a real schedule, a browser on `dagster dev`, the
+# property test): run first, so that with parallel workers (`make test`) they overlap with the many short
+# tests instead of leaving one worker finishing them alone at the end.
+LONG_RUNNING_MODULES = ("test_production_daemon.py", "test_ui_journey.py", "test_hostile_property.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def long_running_first(item: pytest.Item) -> int:
+        name = item.path.name
+        return LONG_RUNNING_MODULES.index(name) if name in LONG_RUNNING_MODULES else len(LONG_RUNNING_MODULES)
+
+    items.sort(key=long_running_first)
+
+
 @pytest.fixture(scope="session")
 def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """ESR_TEST_MONGODB_URI when set (a real MongoDB), else the embedded stand-in on a free port."""

@@ -29,7 +29,8 @@ from . import system_tools
 from .conftest import PROJECT_ROOT, isolated_env
 from .invariants import assert_export_invariants, files_on_disk
 
-pytestmark = pytest.mark.integration
+# One worker runs the module's tests, so they share the one `dagster dev` stack its module fixture starts.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ui_journey")]
 
 # Runs withhold trainees who have already started (wall clock), so the seeded records start after today;
 # the grid begins a month back (ESR_FIRST_PARTITION_DATE) and the backfill takes yesterday and today, for
