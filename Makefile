@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 
-.PHONY: run dev test test-steps constraints browser postgres sshd clean
+.PHONY: run dev test test-steps constraints definitions-snapshot browser postgres sshd clean
 
 # Every package at the version constraints.txt pins (direct and transitive): the same set on every machine,
 # in CI and in the image. `make constraints` refreshes it.
@@ -68,6 +68,11 @@ sshd:
 ## Runs on the system Python, not the venv: a pin the new pyproject.toml rules out would stop the venv installing.
 constraints:
 	$(PYTHON) tools/refresh_constraints.py
+
+## Rewrite esr_export_dagster_tests/golden/definitions.yaml from the definitions as they are now, after a change
+## to assets, partitions, policies, checks, jobs, schedules or sensors that is meant; commit it with the change.
+definitions-snapshot: $(INSTALLED)
+	$(BIN)/python -m esr_export_dagster_tests.definitions_snapshot --write
 
 clean:
 	rm -rf $(VENV) .local

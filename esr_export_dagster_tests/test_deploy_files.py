@@ -277,6 +277,15 @@ def test_the_image_serves_the_module_the_project_declares():
     assert served_module_of_grpc_args(user_deployment()["dagsterApiGrpcArgs"]) == module
 
 
+def test_dg_loads_the_same_code_location_as_dagster():
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dagster, dg = pyproject["tool"]["dagster"], pyproject["tool"]["dg"]
+    assert dg["directory_type"] == "project"
+    assert dg["project"]["root_module"] == dagster["module_name"].split(".")[0]
+    assert dg["project"]["code_location_target_module"] == dagster["module_name"]
+    assert dg["project"]["code_location_name"] == dagster["code_location_name"]
+
+
 def test_the_image_runs_as_a_non_root_user_the_pods_also_require():
     user = dockerfile("USER")[-1]
     uid, _, gid = user.partition(":")
