@@ -183,6 +183,16 @@ class ProductionStack:
             time.sleep(0.5)
         raise AssertionError(f"{what}: not within {timeout:.0f} s\n{self.log_tail()}")
 
+    def tick_over(self, expected_runs: int) -> str | None:
+        """How the tick's runs ended once they all have (None while any is still to come): what a kill point
+        that one of them should reach is waited for against."""
+        if self.daemons and self.daemons[-1].poll() is not None:
+            return f"dagster-daemon exited ({self.daemons[-1].returncode}):\n{self.log_tail()}"
+        records = self.schedule_runs()
+        if len(roots(records)) >= expected_runs and all(r.dagster_run.status in FINISHED for r in records):
+            return f"all {len(records)} runs of the tick finished\n{self.log_tail()}"
+        return None
+
     def require_daemon_alive(self) -> None:
         daemon = self.daemons[-1]
         assert daemon.poll() is None, f"dagster-daemon exited ({daemon.returncode}):\n{self.log_tail()}"

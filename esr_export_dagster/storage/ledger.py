@@ -33,6 +33,7 @@ from ..domain.esr_csv import export_file_name
 from ..domain.file_plan import PlannedFile
 from ..domain.sequence import MAX_SEQUENCE, as_counter_value, counter_value_problem, numbers_fit
 from ..domain.streams import counter_id
+from . import protocol
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 from .errors import CorruptExportStateError, ExportFileConflictError, shown
 from .mongo import TransientExportError
@@ -175,6 +176,7 @@ class ExportLedger:
                 .update_one(
                     {"_id": read_at.counter_id, "openBatch": None, "version": version_filter},
                     {"$set": {"openBatch": reference}},
+                    comment=protocol.OPEN_BATCH,
                 )
                 .modified_count
                 == 1
@@ -182,7 +184,8 @@ class ExportLedger:
         else:
             try:
                 self.database[COUNTER].insert_one(
-                    {"_id": read_at.counter_id, "seq": new_counter_seq, "version": 0, "openBatch": reference}
+                    {"_id": read_at.counter_id, "seq": new_counter_seq, "version": 0, "openBatch": reference},
+                    comment=protocol.OPEN_BATCH,
                 )
                 opened = True
             except DuplicateKeyError:
@@ -236,6 +239,7 @@ class ExportLedger:
                         "openBatch.firstSeq": counter.seq + 1,
                     }
                 },
+                comment=protocol.NUMBER_BATCH,
             )
             if taken.modified_count == 1:
                 first_sequence = counter.seq + 1
@@ -265,6 +269,7 @@ class ExportLedger:
         self.database[COUNTER].update_one(
             {"_id": self.counter_id(deanery), "openBatch.id": batch_id},
             {"$set": {"openBatch": None}, "$inc": {"version": 1}},
+            comment=protocol.CLOSE_BATCH,
         )
         self.database[EXPORT_BATCH].update_one(
             {"_id": batch_id}, {"$set": {"state": CLOSED}, "$currentDate": {"closedAt": True}}
@@ -321,7 +326,9 @@ class ExportLedger:
 
     def record_file_marked(self, file: BatchFile) -> None:
         self.database[EXPORT_FILE].update_one(
-            {"_id": file.name, "state": FILE_WRITING}, {"$set": {"state": FILE_MARKED}}
+            {"_id": file.name, "state": FILE_WRITING},
+            {"$set": {"state": FILE_MARKED}},
+            comment=protocol.NOTE_FILE_MARKED,
         )
 
     def highest_file(self, deanery: str) -> tuple[int, str] | None:
@@ -378,6 +385,7 @@ class ExportLedger:
                 }
             },
             upsert=True,
+            comment=protocol.START_FILE,
         )
 
     def record_file_complete(self, file: BatchFile, line_count: int, sha256: str, size: int) -> None:
@@ -394,6 +402,7 @@ class ExportLedger:
                 },
                 "$currentDate": {"completedAt": True},
             },
+            comment=protocol.COMPLETE_FILE,
         )
 
     def files_for(self, deanery: str, run_date: dt.date) -> list[Mapping[str, Any]]:
