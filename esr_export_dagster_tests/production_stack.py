@@ -165,7 +165,7 @@ class ProductionStack:
             if len(roots(records)) >= expected_runs and _settled(records):
                 return records
             self.require_daemon_alive()
-            time.sleep(2)
+            time.sleep(0.5)
         raise AssertionError(
             f"runs not settled within {timeout:.0f} s: {[(r.dagster_run.tags.get(DEANERY_TAG), r.dagster_run.status.value) for r in records]}"
             f"\n{self.log_tail()}"
