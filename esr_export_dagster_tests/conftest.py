@@ -58,17 +58,27 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 # The modules whose tests run longest (a daemon ticking a real schedule, a browser on `dagster dev`, the
-# property test): run first, so that with parallel workers (`make test`) they overlap with the many short
-# tests instead of leaving one worker finishing them alone at the end.
+# property test), in that order. With parallel workers (`make test`) they go out early, each followed by a few
+# short tests: a worker whose daemon scenario waits a minute for its tick leaves the CPU to the other workers'
+# short tests, instead of every worker waiting for a tick at once, or one finishing a long test alone at the end.
 LONG_RUNNING_MODULES = ("test_production_daemon.py", "test_ui_journey.py", "test_hostile_property.py")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def long_running_first(item: pytest.Item) -> int:
-        name = item.path.name
-        return LONG_RUNNING_MODULES.index(name) if name in LONG_RUNNING_MODULES else len(LONG_RUNNING_MODULES)
-
-    items.sort(key=long_running_first)
+    long_running = sorted(
+        (item for item in items if item.path.name in LONG_RUNNING_MODULES),
+        key=lambda item: LONG_RUNNING_MODULES.index(item.path.name),
+    )
+    if not long_running:
+        return
+    short = [item for item in items if item.path.name not in LONG_RUNNING_MODULES]
+    share = len(short) // (6 * len(long_running))
+    ordered: list[pytest.Item] = []
+    for index, item in enumerate(long_running):
+        ordered.append(item)
+        ordered.extend(short[index * share : (index + 1) * share])
+    ordered.extend(short[len(long_running) * share :])
+    items[:] = ordered
 
 
 @pytest.fixture(scope="session")
