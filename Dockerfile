@@ -19,14 +19,15 @@ RUN groupadd --system --gid 10001 esr \
     && useradd --system --uid 10001 --gid esr --no-create-home --home-dir /opt/esr-export --shell /usr/sbin/nologin esr
 
 WORKDIR /opt/esr-export
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY esr_export_dagster ./esr_export_dagster
 
 # The README's set-up, step for step (the Makefile's .venv/.installed recipe), so the image runs what
-# `make run` and CI install: every step but the last, which adds the local stand-in and the test tools.
+# `make run` and CI install, at the versions constraints.txt pins: every step but the last, which adds the
+# local stand-in and the test tools.
 RUN python -m venv .venv \
-    && .venv/bin/python -m pip install --quiet --upgrade pip \
-    && .venv/bin/python -m pip install --quiet -e .
+    && .venv/bin/python -m pip install --quiet -c constraints.txt --upgrade pip \
+    && .venv/bin/python -m pip install --quiet -c constraints.txt -e .
 
 # The run worker writes Dagster's local artefacts under DAGSTER_HOME; the export directory itself is a
 # mounted volume and is created 0700 by the exporter.

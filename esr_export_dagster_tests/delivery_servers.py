@@ -6,7 +6,6 @@ from __future__ import annotations
 import contextlib
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 import threading
@@ -20,6 +19,8 @@ from typing import Any
 import boto3
 from botocore.config import Config
 from moto.server import ThreadedMotoServer
+
+from . import system_tools
 
 # Recognisable fake credentials: the secrets scan looks for them in everything the export shows.
 FAKE_AWS_ACCESS_KEY_ID = "AKIAESRDELIVERYFAKE7"
@@ -39,10 +40,7 @@ def closed_port() -> int:
 
 
 def sshd_path() -> str | None:
-    found = shutil.which("sshd")
-    if found:
-        return found
-    return "/usr/sbin/sshd" if os.access("/usr/sbin/sshd", os.X_OK) else None
+    return system_tools.sshd()
 
 
 @dataclass

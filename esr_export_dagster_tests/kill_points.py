@@ -1,22 +1,86 @@
-"""Commands of the export protocol, recognised on the wire, for fault injection and kill tests."""
+"""The export protocol's steps as kill and fault points, recognised on the wire by the name each command
+carries in MongoDB's ``comment`` (esr_export_dagster/storage/protocol.py), not by the shape of its query.
+
+A test that holds a run at a point waits with ``wait_until_reached``: if the run ends without ever sending
+a command of that step (the protocol changed), the test fails at once with "kill point X never reached",
+instead of after a 120-240 s timeout.
+"""
 
 from __future__ import annotations
 
-from esr_export_dagster.domain.streams import STREAMS
+import subprocess
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 
-from .wire_proxy import Command, writes_to
+from esr_export_dagster.storage import protocol
 
-_counter_write = writes_to("counter")
-_records_writes = [writes_to(stream.records_collection) for stream in STREAMS]
+from .wire_proxy import Command, Rule, writes_to
+
+
+@dataclass(frozen=True)
+class ProtocolPoint:
+    """Matches the commands of one protocol step: what a fault proxy Rule is given."""
+
+    step: str
+
+    def __call__(self, command: Command) -> bool:
+        return command.body.get("comment") == self.step
+
+    def __str__(self) -> str:
+        return self.step
+
+
+selects_records = ProtocolPoint(protocol.SELECT_RECORDS)
+opens_batch = ProtocolPoint(protocol.OPEN_BATCH)
+numbers_batch = ProtocolPoint(protocol.NUMBER_BATCH)
+starts_file = ProtocolPoint(protocol.START_FILE)
+marks_exported = ProtocolPoint(protocol.MARK_RECORDS)
+records_marked_in_ledger = ProtocolPoint(protocol.NOTE_FILE_MARKED)
+completes_file = ProtocolPoint(protocol.COMPLETE_FILE)
+closes_batch = ProtocolPoint(protocol.CLOSE_BATCH)
+records_delivery = ProtocolPoint(protocol.RECORD_DELIVERY)
+
+# Not a step: every write to the counters (opening, numbering, closing), for contention tests.
+counter_write = writes_to("counter")
+
+Run = subprocess.Popen[str] | Future | Callable[[], str | None]
+
+
+def point_name(rule: Rule) -> str:
+    return str(getattr(rule.matches, "step", None) or getattr(rule.matches, "__name__", "a custom point"))
+
+
+def _ended(run: Run) -> str | None:
+    """How ``run`` ended, or None while it is still going."""
+    if isinstance(run, subprocess.Popen):
+        if run.poll() is None:
+            return None
+        _, err = run.communicate()
+        return f"the run's process exited with code {run.returncode}: {(err or '')[-2000:]}"
+    if isinstance(run, Future):
+        if not run.done():
+            return None
+        failure = run.exception()
+        return f"the run raised {failure!r}" if failure else f"the run returned {run.result()!r:.300}"
+    return run()
+
+
+def wait_until_reached(rule: Rule, run: Run, timeout: float = 120) -> None:
+    """Until a command of ``rule``'s point reaches the proxy (a held one stays held). ``run`` is the run that
+    should send it: a process, a future, or a callable saying how the run ended (None: still going)."""
+    deadline = time.monotonic() + timeout
+    while not rule.reached.wait(0.2):
+        ended = _ended(run)
+        if ended is not None and not rule.reached.is_set():
+            raise AssertionError(f"kill point {point_name(rule)} never reached: {ended}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"kill point {point_name(rule)} not reached within {timeout:.0f} s")
 
 
 def _updates(command: Command) -> list[tuple[dict, dict]]:
     return [(s.get("q", {}), s.get("u", {})) for s in command.statements()] if command.name == "update" else []
-
-
-def selects_records(command: Command) -> bool:
-    """The selection's read of the records (the first step of a run, before any write)."""
-    return command.name == "find" and command.collection in {stream.records_collection for stream in STREAMS}
 
 
 def _slot_fields(fields: dict, name: str) -> list:
@@ -30,50 +94,3 @@ def of_deanery(command: Command, deanery: str) -> bool:
     if any(str(target).endswith(f"_{deanery}") for target in command.target_ids):
         return True
     return any(key.startswith(f"deaneries.{deanery}.") for q, _ in _updates(command) for key in q)
-
-
-def opens_batch(command: Command) -> bool:
-    return _counter_write(command) and (
-        command.name == "insert" or any(None in _slot_fields(q, "openBatch") for q, _ in _updates(command))
-    )
-
-
-def numbers_batch(command: Command) -> bool:
-    return _counter_write(command) and any(_slot_fields(q, "openBatch.state") for q, _ in _updates(command))
-
-
-def closes_batch(command: Command) -> bool:
-    return _counter_write(command) and any(
-        None in _slot_fields(u.get("$set", {}), "openBatch") for _, u in _updates(command)
-    )
-
-
-def starts_file(command: Command) -> bool:
-    return writes_to("exportFile")(command) and any("$setOnInsert" in u for _, u in _updates(command))
-
-
-def marks_exported(command: Command) -> bool:
-    return any(write(command) for write in _records_writes) and any(
-        u.get("$set", {}).get("status") == "EXPORTED" for _, u in _updates(command)
-    )
-
-
-def records_marked_in_ledger(command: Command) -> bool:
-    """The file ledger's note that the file's records are marked, sent before the file is written."""
-    return writes_to("exportFile")(command) and any(
-        u.get("$set", {}).get("state") == "MARKED" for _, u in _updates(command)
-    )
-
-
-def completes_file(command: Command) -> bool:
-    return writes_to("exportFile")(command) and any(
-        u.get("$set", {}).get("state") == "COMPLETE" for _, u in _updates(command)
-    )
-
-
-counter_write = _counter_write
-
-
-def records_delivery(command: Command) -> bool:
-    """The file ledger's note that a file is in ESR's drop, sent after the put."""
-    return writes_to("exportFile")(command) and any("delivered" in u.get("$set", {}) for _, u in _updates(command))

@@ -1,7 +1,7 @@
 """A throwaway PostgreSQL cluster for the production instance (deploy/dagster.yaml), one per test session.
 
 Debian's `postgresql` package (installed by `make test` as root) puts initdb and pg_ctl in
-/usr/lib/postgresql/<version>/bin and starts no cluster: the tests make their own, on a free loopback port,
+/usr/lib/postgresql/<version>/bin (found there by system_tools.py) and starts no cluster: the tests make their own, on a free loopback port,
 with trust authentication, and remove it afterwards. PostgreSQL refuses to run as root, so under root the
 cluster belongs to the `postgres` OS user.
 """
@@ -23,6 +23,8 @@ import psycopg2
 
 from esr_export_dagster.local.mongo_server import free_port
 
+from .system_tools import ToolNotFound, find_tool, postgres_bin_dir, require_tool
+
 SUPERUSER = "esr_test"
 # Trust authentication accepts any password; deploy/dagster.yaml still requires DAGSTER_PG_PASSWORD to be set.
 PASSWORD = "unused-with-trust-authentication"
@@ -32,27 +34,24 @@ class PostgresUnavailable(RuntimeError):
     pass
 
 
-def postgres_bin_dir() -> Path | None:
-    """Where initdb and pg_ctl are: on PATH, else the newest Debian version directory."""
-    on_path = shutil.which("initdb")
-    if on_path and shutil.which("pg_ctl"):
-        return Path(on_path).resolve().parent
-    versions = sorted(
-        Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0
-    )
-    return versions[-1].parent if versions else None
-
-
-# Administrative tools live in the sbin directories, which a root shell's PATH does not always hold.
-_SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
 def system_tool(name: str) -> str:
-    """The path of a system tool, found on PATH or in the standard system directories."""
-    found = shutil.which(name) or shutil.which(name, path=_SYSTEM_PATH)
-    if found is None:
-        raise PostgresUnavailable(f"{name} is not installed (looked on PATH and in {_SYSTEM_PATH})")
-    return found
+    """The path of a system tool, on PATH or wherever Debian installs it (system_tools.py)."""
+    try:
+        return require_tool(name)
+    except ToolNotFound as missing:
+        raise PostgresUnavailable(str(missing)) from None
+
+
+def unavailable_reason() -> str | None:
+    """Why no cluster can be started here, before trying: a tool is missing. None: everything is there."""
+    if postgres_bin_dir() is None:
+        return "PostgreSQL's initdb and pg_ctl are not installed (`make test` installs Debian's postgresql as root)"
+    if os.geteuid() == 0 and find_tool("runuser") is None:
+        return (
+            "util-linux's runuser is not installed: PostgreSQL refuses to run as root, so the cluster is started "
+            "as the `postgres` user through runuser"
+        )
+    return None
 
 
 @dataclass

@@ -165,7 +165,7 @@ class ProductionStack:
             if len(roots(records)) >= expected_runs and _settled(records):
                 return records
             self.require_daemon_alive()
-            time.sleep(2)
+            time.sleep(0.5)
         raise AssertionError(
             f"runs not settled within {timeout:.0f} s: {[(r.dagster_run.tags.get(DEANERY_TAG), r.dagster_run.status.value) for r in records]}"
             f"\n{self.log_tail()}"
@@ -182,6 +182,16 @@ class ProductionStack:
             self.require_daemon_alive()
             time.sleep(0.5)
         raise AssertionError(f"{what}: not within {timeout:.0f} s\n{self.log_tail()}")
+
+    def tick_over(self, expected_runs: int) -> str | None:
+        """How the tick's runs ended once they all have (None while any is still to come): what a kill point
+        that one of them should reach is waited for against."""
+        if self.daemons and self.daemons[-1].poll() is not None:
+            return f"dagster-daemon exited ({self.daemons[-1].returncode}):\n{self.log_tail()}"
+        records = self.schedule_runs()
+        if len(roots(records)) >= expected_runs and all(r.dagster_run.status in FINISHED for r in records):
+            return f"all {len(records)} runs of the tick finished\n{self.log_tail()}"
+        return None
 
     def require_daemon_alive(self) -> None:
         daemon = self.daemons[-1]

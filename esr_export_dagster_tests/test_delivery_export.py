@@ -350,7 +350,7 @@ def test_a_run_killed_between_the_put_and_the_ledger_is_recorded_by_the_next_wit
     held = fault_proxy.add(Rule(kill_points.records_delivery, "hold"))
 
     killed = harness.start_subprocess_run(RUN_DATE, "WES", uri=fault_proxy.uri)
-    assert held.reached.wait(120), killed.communicate()[1][-3000:]
+    kill_points.wait_until_reached(held, killed)
     killed.kill()
     killed.wait()
     fault_proxy.clear()

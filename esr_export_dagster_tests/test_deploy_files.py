@@ -224,7 +224,7 @@ def dockerfile_shell_commands() -> list[str]:
 def makefile_install_commands() -> list[str]:
     """The recipe of .venv/.installed, with the Makefile's variables spelled out as the image spells them."""
     lines = (PROJECT_ROOT / "Makefile").read_text(encoding="utf-8").splitlines()
-    start = lines.index("$(INSTALLED): pyproject.toml") + 1
+    start = lines.index("$(INSTALLED): pyproject.toml constraints.txt") + 1
     recipe = []
     for line in lines[start:]:
         if not line.startswith("\t"):
@@ -248,7 +248,7 @@ def cmd() -> list[str]:
 def test_the_image_installs_the_project_with_the_makefiles_own_pip_commands_but_not_the_test_tools():
     pip_commands = [command for command in makefile_install_commands() if "pip install" in command]
     extras = [command for command in pip_commands if "[" in command]
-    assert extras == [".venv/bin/python -m pip install --quiet -e '.[test]'"], pip_commands
+    assert extras == [".venv/bin/python -m pip install --quiet -c constraints.txt -e '.[test]'"], pip_commands
     image_commands = dockerfile_shell_commands()
     for command in pip_commands:
         if command in extras:
@@ -256,7 +256,9 @@ def test_the_image_installs_the_project_with_the_makefiles_own_pip_commands_but_
             assert command not in image_commands, f"the Dockerfile installs the test tools: `{command}`"
         else:
             assert command in image_commands, f"the Dockerfile does not run `{command}`"
-    assert ".venv/bin/python -m pip install --quiet -e ." in image_commands
+    assert ".venv/bin/python -m pip install --quiet -c constraints.txt -e ." in image_commands
+    # Every install, the image's included, takes the versions the constraints file pins.
+    assert all(" -c constraints.txt " in command for command in pip_commands), pip_commands
     # The venv the recipe creates when there is none: `$(PYTHON) -m venv $(VENV)`.
     assert "python -m venv .venv" in image_commands
 
@@ -273,6 +275,15 @@ def test_the_image_serves_the_module_the_project_declares():
     assert cmd()[:3] == ["dagster", "api", "grpc"]
     assert served_module_of_grpc_args(cmd()) == module
     assert served_module_of_grpc_args(user_deployment()["dagsterApiGrpcArgs"]) == module
+
+
+def test_dg_loads_the_same_code_location_as_dagster():
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    dagster, dg = pyproject["tool"]["dagster"], pyproject["tool"]["dg"]
+    assert dg["directory_type"] == "project"
+    assert dg["project"]["root_module"] == dagster["module_name"].split(".")[0]
+    assert dg["project"]["code_location_target_module"] == dagster["module_name"]
+    assert dg["project"]["code_location_name"] == dagster["code_location_name"]
 
 
 def test_the_image_runs_as_a_non_root_user_the_pods_also_require():
@@ -298,6 +309,7 @@ def test_the_image_bakes_in_no_secret_and_copies_only_the_package():
     copied = [shlex.split(arguments)[:-1] for arguments in dockerfile("COPY")]
     assert sorted(source for sources in copied for source in sources) == [
         "README.md",
+        "constraints.txt",
         "esr_export_dagster",
         "pyproject.toml",
     ]

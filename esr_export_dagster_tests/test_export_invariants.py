@@ -214,7 +214,7 @@ def test_a_run_killed_at_any_point_is_finished_by_the_next_run(harness, fault_pr
     held = fault_proxy.add(Rule(KILL_POINTS[point], "hold"))
 
     killed = harness.start_subprocess_run(RUN_DATE, "SEV", uri=fault_proxy.uri)
-    assert held.reached.wait(120), killed.communicate()[1][-2000:]
+    kill_points.wait_until_reached(held, killed)
     killed.kill()
     killed.wait()
     fault_proxy.clear()

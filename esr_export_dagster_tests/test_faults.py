@@ -82,7 +82,7 @@ def test_a_run_killed_between_the_files_of_a_split_export_is_completed_file_by_f
     held = fault_proxy.add(Rule(kill_points.marks_exported, "hold", skip=1))
 
     killed = harness.start_subprocess_run(RUN_DATE, "LDN", uri=fault_proxy.uri)
-    assert held.reached.wait(120), killed.communicate()[1][-2000:]
+    kill_points.wait_until_reached(held, killed)
     killed.kill()
     killed.wait()
     fault_proxy.clear()

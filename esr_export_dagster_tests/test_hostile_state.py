@@ -79,7 +79,7 @@ def test_a_file_that_takes_the_name_while_a_run_writes_is_never_overwritten_and_
     name = harness.file_name("EOE", RUN_DATE, 1)
     held = fault_proxy.add(Rule(kill_points.starts_file, "hold"))
     run = harness.start_subprocess_run(RUN_DATE, "EOE", uri=fault_proxy.uri)
-    assert held.reached.wait(120), run.communicate()[1][-2000:]
+    kill_points.wait_until_reached(held, run)
     stray = harness.export_dir / name
     stray.write_bytes(b"dropped here by hand\n")
     fault_proxy.clear()
@@ -363,7 +363,7 @@ def test_records_withdrawn_moved_or_broken_while_a_run_writes_are_not_in_its_fil
     held = fault_proxy.add(Rule(kill_points.marks_exported, "hold"))
 
     run = harness.start_subprocess_run(RUN_DATE, "SEV", uri=fault_proxy.uri)
-    assert held.reached.wait(120), run.communicate()[1][-2000:]
+    kill_points.wait_until_reached(held, run)
     harness.records.update_one({"_id": withdrawn["_id"]}, {"$set": {"status": DELETED_BEFORE_EXPORT}})
     harness.records.update_one({"_id": moved["_id"]}, {"$set": {"deanery": "MER"}})
     later = dt.timedelta(weeks=20)

@@ -22,7 +22,9 @@ from .conftest import each_stream, wait_all
 from .invariants import files_on_disk
 from .wire_proxy import Rule
 
-pytestmark = [pytest.mark.integration, each_stream]
+# One worker runs both streams' replays, one after the other: each starts 13 run processes at once, and two
+# such bursts together on a 2-core machine outlast the runs' timeout.
+pytestmark = [pytest.mark.integration, each_stream, pytest.mark.xdist_group("incident_replay")]
 
 STARTERS = dt.date(2021, 8, 4)
 ADDED_LATE = dt.datetime(2021, 7, 30, 17, 45)

@@ -114,7 +114,7 @@ def test_a_notification_arriving_during_the_run_fails_the_check(notifications, f
     held = fault_proxy.add(Rule(kill_points.closes_batch, "hold"))
     with ThreadPoolExecutor(1) as pool:
         running = pool.submit(notifications.run, RUN_DATE, "OXF", uri=fault_proxy.uri)
-        assert held.reached.wait(120)
+        kill_points.wait_until_reached(held, running)
         (left,) = notifications.add_notifications("OXF", CUTOFF - dt.timedelta(hours=1))
         fault_proxy.clear()
         result = running.result(timeout=120)

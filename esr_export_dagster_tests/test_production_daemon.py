@@ -172,7 +172,7 @@ def test_mongodb_stopped_mid_run_and_restarted_seconds_later_is_ridden_out_by_th
         scenario = scenario_factory(uri=proxy.uri, seed_uri=restartable_mongo.uri)
         held = proxy.add(Rule(kill_points.numbers_batch, "hold"))
         scenario.stack.start_daemon()
-        assert held.reached.wait(240), scenario.stack.log_tail()
+        kill_points.wait_until_reached(held, lambda: scenario.stack.tick_over(len(DEANERIES)), timeout=240)
 
         restartable_mongo.stop()
         proxy.clear()  # the held command is never delivered: its connection drops, as the server's would
@@ -192,7 +192,7 @@ def test_a_run_worker_killed_mid_export_is_retried_by_the_instance_and_its_file_
     # KSS's file is on disk and its records marked; only closing the batch is left when the worker dies.
     held = fault_proxy.add(Rule(lambda c: kill_points.closes_batch(c) and kill_points.of_deanery(c, "KSS"), "hold"))
     stack.start_daemon()
-    assert held.reached.wait(240), stack.log_tail()
+    kill_points.wait_until_reached(held, lambda: stack.tick_over(len(DEANERIES)), timeout=240)
     (running,) = [
         r
         for r in stack.schedule_runs()

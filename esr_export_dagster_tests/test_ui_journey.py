@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import signal
 import subprocess
 import sys
@@ -26,10 +25,12 @@ from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.local.mongo_server import free_port
 from esr_export_dagster.storage.collections import APP_RECORDS
 
+from . import system_tools
 from .conftest import PROJECT_ROOT, isolated_env
 from .invariants import assert_export_invariants, files_on_disk
 
-pytestmark = pytest.mark.integration
+# One worker runs the module's tests, so they share the one `dagster dev` stack its module fixture starts.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("ui_journey")]
 
 # Runs withhold trainees who have already started (wall clock), so the seeded records start after today;
 # the grid begins a month back (ESR_FIRST_PARTITION_DATE) and the backfill takes yesterday and today, for
@@ -76,7 +77,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM = system_tools.chromium()
 
 
 class LiveStack:

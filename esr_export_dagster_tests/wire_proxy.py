@@ -111,6 +111,8 @@ class MongoFaultProxy:
     def __init__(self, upstream_host: str, upstream_port: int) -> None:
         self.upstream = (upstream_host, upstream_port)
         self.rules: list[Rule] = []
+        # The protocol step (MongoDB ``comment``) of every command that passed, in order of arrival.
+        self.steps_seen: list[str] = []
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", 0))
@@ -211,6 +213,8 @@ class MongoFaultProxy:
         command = _parse_command(message)
         if command is None:
             return None
+        if isinstance(command.body.get("comment"), str):
+            self.steps_seen.append(command.body["comment"])
         for rule in list(self.rules):
             if rule.fires_for(command):
                 return rule

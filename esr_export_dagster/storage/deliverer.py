@@ -21,6 +21,7 @@ from typing import Any
 from pymongo.database import Database
 
 from ..domain.esr_csv import parse_export_file_name
+from . import protocol
 from .collections import EXPORT_FILE
 from .delivery import Destination, Receipt
 from .errors import CorruptExportStateError, ExportFileConflictError
@@ -166,6 +167,7 @@ class Deliverer:
                 # Server time, with $currentDate: the local stand-in stores a $set datetime as a string.
                 "$currentDate": {"deliveredAt": True},
             },
+            comment=protocol.RECORD_DELIVERY,
         )
 
 

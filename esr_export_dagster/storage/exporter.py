@@ -24,6 +24,7 @@ from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from ..domain.sequence import SHARED_SCOPE
 from ..domain.streams import APP_STREAM, ExportStream
 from ..domain.window import EligibilityWindow
+from . import protocol
 from .collections import ensure_indexes
 from .errors import CorruptExportStateError, ExportFileConflictError
 from .export_dir import ExportDirectory
@@ -451,12 +452,14 @@ class Exporter:
         mark = {"$set": {"status": EXPORTED, "exportedFileName": file.name}, "$currentDate": {"exportedAt": True}}
         object_ids = [record_id for record_id in file.record_ids if type(record_id) is ObjectId]
         if object_ids:
-            self.records.update_many({"_id": {"$in": object_ids}, **still_qualifies}, mark)
+            self.records.update_many(
+                {"_id": {"$in": object_ids}, **still_qualifies}, mark, comment=protocol.MARK_RECORDS
+            )
         # Ids of other kinds (legacy records) one by one: in an `$in` beside ObjectIds, the local stand-in
         # counts them as matched but leaves them unchanged.
         for record_id in file.record_ids:
             if type(record_id) is not ObjectId:
-                self.records.update_one({"_id": record_id, **still_qualifies}, mark)
+                self.records.update_one({"_id": record_id, **still_qualifies}, mark, comment=protocol.MARK_RECORDS)
 
     def _marked_for(self, file: BatchFile) -> dict[Hashable, Mapping[str, Any]]:
         return {

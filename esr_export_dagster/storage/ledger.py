@@ -46,6 +46,7 @@ from ..domain.sequence import (
     numbers_fit,
     sequence_counter_id,
 )
+from . import protocol
 from .collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
 from .errors import CorruptExportStateError, ExportFileConflictError, shown
 from .mongo import TransientExportError
@@ -309,6 +310,7 @@ class ExportLedger:
                 .update_one(
                     {"_id": read_at.counter_id, f"{slot}openBatch": None, f"{slot}version": version_filter},
                     {"$set": {f"{slot}openBatch": reference}},
+                    comment=protocol.OPEN_BATCH,
                 )
                 .modified_count
                 == 1
@@ -319,7 +321,8 @@ class ExportLedger:
                 self.database[COUNTER].insert_one(
                     {"_id": read_at.counter_id, "seq": new_counter_seq, "deaneries": {deanery: state}}
                     if self.shared
-                    else {"_id": read_at.counter_id, "seq": new_counter_seq, **state}
+                    else {"_id": read_at.counter_id, "seq": new_counter_seq, **state},
+                    comment=protocol.OPEN_BATCH,
                 )
                 opened = True
             except DuplicateKeyError:
@@ -376,6 +379,7 @@ class ExportLedger:
                         f"{slot}openBatch.firstSeq": counter.seq + 1,
                     }
                 },
+                comment=protocol.NUMBER_BATCH,
             )
             if taken.modified_count == 1:
                 first_sequence = counter.seq + 1
@@ -407,6 +411,7 @@ class ExportLedger:
         self.database[COUNTER].update_one(
             {"_id": self.counter_id(deanery), f"{slot}openBatch.id": batch_id},
             {"$set": {f"{slot}openBatch": None}, "$inc": {f"{slot}version": 1}},
+            comment=protocol.CLOSE_BATCH,
         )
         self.database[EXPORT_BATCH].update_one(
             {"_id": batch_id}, {"$set": {"state": CLOSED}, "$currentDate": {"closedAt": True}}
@@ -475,7 +480,9 @@ class ExportLedger:
 
     def record_file_marked(self, file: BatchFile) -> None:
         self.database[EXPORT_FILE].update_one(
-            {"_id": file.name, "state": FILE_WRITING}, {"$set": {"state": FILE_MARKED}}
+            {"_id": file.name, "state": FILE_WRITING},
+            {"$set": {"state": FILE_MARKED}},
+            comment=protocol.NOTE_FILE_MARKED,
         )
 
     def _sequence_filter(self, deanery: str) -> dict[str, Any]:
@@ -582,6 +589,7 @@ class ExportLedger:
                 }
             },
             upsert=True,
+            comment=protocol.START_FILE,
         )
 
     def record_file_complete(self, file: BatchFile, line_count: int, sha256: str, size: int) -> None:
@@ -598,6 +606,7 @@ class ExportLedger:
                 },
                 "$currentDate": {"completedAt": True},
             },
+            comment=protocol.COMPLETE_FILE,
         )
 
     def files_for(self, deanery: str, run_date: dt.date) -> list[Mapping[str, Any]]:

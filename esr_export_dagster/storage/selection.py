@@ -26,6 +26,7 @@ from ..domain.file_plan import PlannedRecord
 from ..domain.records import EXPORTED, TO_EXPORT, field_value
 from ..domain.streams import ExportStream
 from ..domain.text_values import mandatory_text_as_written
+from . import protocol
 
 
 class Eligibility(Protocol):
@@ -89,7 +90,9 @@ def select_eligible(
     anchor_from, anchor_to = eligibility.anchor_range(dates[0], dates[-1])
     records = database[stream.records_collection]
     selected = []
-    for document in records.find({"deanery": deanery, "status": TO_EXPORT}).batch_size(5000):
+    for document in records.find({"deanery": deanery, "status": TO_EXPORT}, comment=protocol.SELECT_RECORDS).batch_size(
+        5000
+    ):
         anchor = document.get(stream.anchor_field)
         if isinstance(anchor, dt.datetime):
             if anchor >= anchor_to or (anchor_from is not None and anchor < anchor_from):
@@ -141,6 +144,7 @@ def _with_reference_conflicts(
     for document in records.find(
         {stream.reference_field: {"$in": references}, "status": {"$in": [TO_EXPORT, EXPORTED]}},
         {stream.reference_field: 1, "status": 1},
+        comment=protocol.SELECT_RECORDS,
     ):
         reference = _int_or_none(field_value(document, stream.reference_field))
         if reference is not None:
