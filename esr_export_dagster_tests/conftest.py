@@ -65,6 +65,7 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # short tests: a worker whose daemon scenario waits a minute for its tick leaves the CPU to the other workers'
 # short tests, instead of every worker waiting for a tick at once, or one finishing a long test alone at the end.
 LONG_RUNNING_MODULES = ("test_production_daemon.py", "test_ui_journey.py", "test_hostile_property.py")
+MODULES_KEPT_WHOLE = ("test_ui_journey.py",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -75,12 +76,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     if not long_running:
         return
     short = [item for item in items if item.path.name not in LONG_RUNNING_MODULES]
-    share = len(short) // (6 * len(long_running))
+    # A module whose tests share a module-scoped fixture (the browser tests' one `dagster dev` stack, which the
+    # backfill test fills and the grid test reads) stays in one piece: a short test of another module between
+    # them would tear the fixture down and hand the next test a fresh, empty one.
+    pieces: list[list[pytest.Item]] = []
+    for item in long_running:
+        if pieces and item.path.name in MODULES_KEPT_WHOLE and pieces[-1][-1].path == item.path:
+            pieces[-1].append(item)
+        else:
+            pieces.append([item])
+    share = len(short) // (6 * len(pieces))
     ordered: list[pytest.Item] = []
-    for index, item in enumerate(long_running):
-        ordered.append(item)
+    for index, piece in enumerate(pieces):
+        ordered.extend(piece)
         ordered.extend(short[index * share : (index + 1) * share])
-    ordered.extend(short[len(long_running) * share :])
+    ordered.extend(short[len(pieces) * share :])
     items[:] = ordered
 
 
