@@ -5,13 +5,16 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from .domain.delivery_url import LOCAL, S3, DeliveryTarget, parse_delivery_url, parse_inbound_url
+from .settings import CONFIRMATION_DEADLINE_HOURS, DELIVERY_ALERT_MINUTES, DELIVERY_DIR, INBOUND_DIR
 from .storage.delivery import Destination, LocalFolderDestination, S3Destination, SftpDestination
 from .storage.inbound import InboundLocation, LocalInbound, S3Inbound, SftpInbound
 
-DEFAULT_LOCAL_DROP = ".local/esr-drop"
-DEFAULT_LOCAL_INBOUND = ".local/esr-drop/inbound"
-DEFAULT_CONFIRMATION_DEADLINE_HOURS = 30
-DEFAULT_UNDELIVERED_ALERT_MINUTES = 30
+# The defaults are the settings' own (settings.py), so the resource built in code and the one built from the
+# environment cannot disagree.
+DEFAULT_LOCAL_DROP = str(DELIVERY_DIR.default)
+DEFAULT_LOCAL_INBOUND = str(INBOUND_DIR.default)
+DEFAULT_CONFIRMATION_DEADLINE_HOURS = int(str(CONFIRMATION_DEADLINE_HOURS.default))
+DEFAULT_UNDELIVERED_ALERT_MINUTES = int(str(DELIVERY_ALERT_MINUTES.default))
 
 
 class DeliveryResource(ConfigurableResource):

@@ -21,7 +21,7 @@ import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import urlsplit
 
 from ..domain.delivery_url import DeliveryTarget
@@ -70,22 +70,27 @@ class Receipt:
     already_there: bool
 
 
-class Destination(ABC):
-    """ESR's drop. Use as a context manager: a connection, if any, is opened once for many files."""
+class EsrLocation(ABC):  # noqa: B024 - shared plumbing; each kind of location declares its own abstract methods
+    """A location at ESR's end (the drop, the inbound folder). Use as a context manager: a connection, if any,
+    is opened once for many files."""
 
     target: DeliveryTarget
 
-    def __enter__(self) -> Destination:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def close(self) -> None:  # noqa: B027 - a destination without a connection has nothing to release
+    def close(self) -> None:  # noqa: B027 - a location without a connection has nothing to release
         """Release the connection, if any."""
 
     def describe(self) -> str:
         return self.target.describe()
+
+
+class Destination(EsrLocation):
+    """ESR's drop."""
 
     @abstractmethod
     def put_if_absent(self, name: str, content: bytes) -> Receipt:

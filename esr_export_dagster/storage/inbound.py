@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import errno
 import posixpath
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from ..domain.delivery_url import DeliveryTarget
 from .delivery import (
     DeliveryConfigurationError,
     DeliveryUnavailableError,
+    EsrLocation,
     SftpDestination,
     s3_error_code,
     s3_http_status,
@@ -37,22 +38,8 @@ def is_confirmation_name(name: str) -> bool:
     return True
 
 
-class InboundLocation(ABC):
-    """ESR's inbound location. Use as a context manager: a connection, if any, is opened once."""
-
-    target: DeliveryTarget
-
-    def __enter__(self) -> InboundLocation:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-    def close(self) -> None:  # noqa: B027 - a location without a connection has nothing to release
-        """Release the connection, if any."""
-
-    def describe(self) -> str:
-        return self.target.describe()
+class InboundLocation(EsrLocation):
+    """ESR's inbound location, where its confirmations arrive."""
 
     @abstractmethod
     def names(self) -> list[str]:
