@@ -5,27 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-from dagster import ConfigurableResource, Definitions, EnvVar
+from dagster import ConfigurableResource, Definitions, EnvVar, FilesystemIOManager
 from dagster_msteams import MSTeamsResource
 
 from .alerts import AlertChannelsResource, EsrSlackResource
-from .assets import EXPORT_ASSETS
-from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
-from .delivery_checks import DELIVERY_CHECKS
 from .delivery_ops import resend_export_file
 from .delivery_resource import DEFAULT_LOCAL_DROP, DEFAULT_UNDELIVERED_ALERT_MINUTES, DeliveryResource
 from .delivery_sensor import undelivered_files_sensor
-from .io_managers import ExportIOManager
-from .jobs import EXPORT_JOBS
 from .resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     MongoDBResource,
     StaleRecordPolicyResource,
     WallClockResource,
 )
-from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE, daily_app_export_schedule, daily_notification_export_schedule
+from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE
 from .sensors import export_run_failure_alert, stale_to_export_sensor
+from .stream_definitions import APP_EXPORT, NOTIFICATION_EXPORT
 
 
 def _env_or_default(name: str, default: str) -> EnvVar | str:
@@ -33,17 +30,24 @@ def _env_or_default(name: str, default: str) -> EnvVar | str:
     return EnvVar(name) if name in os.environ else default
 
 
-def default_resources() -> dict[str, ConfigurableResource]:
+def default_resources() -> dict[str, ConfigurableResource | FilesystemIOManager]:
+    mongodb = MongoDBResource(
+        uri=EnvVar("ESR_MONGODB_URI"),
+        database=_env_or_default("ESR_MONGODB_DATABASE", "esr_export"),
+    )
+    export_directory = ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR"))
+    export_policy = ExportPolicyResource(
+        notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
+    )
     return {
-        "mongodb": MongoDBResource(
-            uri=EnvVar("ESR_MONGODB_URI"),
-            database=_env_or_default("ESR_MONGODB_DATABASE", "esr_export"),
-        ),
-        "export_directory": ExportDirectoryResource(path=EnvVar("ESR_EXPORT_DIR")),
-        "export_policy": ExportPolicyResource(
-            notification_export_time_utc=_env_or_default(NOTIFICATION_EXPORT_TIME_VARIABLE, "14:00"),
-        ),
-        "io_manager": ExportIOManager(),
+        "mongodb": mongodb,
+        "export_directory": export_directory,
+        "export_policy": export_policy,
+        "exporter": ExporterResource(mongodb=mongodb, export_directory=export_directory, export_policy=export_policy),
+        # Dagster's stock IO manager, for what one op hands the next within a run (batch outcomes, file
+        # numbers, per-partition counts: ids and counts, no personal data). No asset stores a value: both
+        # report their partitions as materialization metadata.
+        "io_manager": FilesystemIOManager(),
         "wall_clock": WallClockResource(),
         "stale_policy": StaleRecordPolicyResource(
             ui_url=_env_or_default("ESR_DAGSTER_UI_URL", "http://127.0.0.1:3000"),
@@ -77,15 +81,16 @@ def default_delivery() -> DeliveryResource:
     )
 
 
-def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definitions:
+def build_definitions(resources: Mapping[str, ConfigurableResource | FilesystemIOManager]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
-    return Definitions(
-        assets=list(EXPORT_ASSETS),
-        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS, *DELIVERY_CHECKS],
-        jobs=[*EXPORT_JOBS, resend_export_file],
-        schedules=[daily_app_export_schedule, daily_notification_export_schedule],
-        sensors=[stale_to_export_sensor, export_run_failure_alert, undelivered_files_sensor],
-        resources=dict(resources),
+    return Definitions.merge(
+        APP_EXPORT,
+        NOTIFICATION_EXPORT,
+        Definitions(
+            jobs=[resend_export_file],
+            sensors=[stale_to_export_sensor, export_run_failure_alert, undelivered_files_sensor],
+            resources=dict(resources),
+        ),
     )
 
 

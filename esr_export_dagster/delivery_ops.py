@@ -12,11 +12,14 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     Config,
+    ExecuteInProcessResult,
     Failure,
     MetadataValue,
     OpDefinition,
     OpExecutionContext,
+    Out,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -50,10 +53,29 @@ def _destination(delivery: DeliveryResource) -> Destination:
         raise Failure(description=f"Delivery is misconfigured: {error}", allow_retries=False) from None
 
 
+RUN_SUMMARY_IO_MANAGER_KEY = "run_summary_io_manager"
+
+
+def run_summary_of(result: ExecuteInProcessResult, stream: ExportStream) -> dict[str, dict]:
+    """What an in-process run of the stream's job did, per partition key (``make run`` prints it)."""
+    return result.asset_value(AssetKey(stream.file_asset_name))
+
+
 def build_delivery_op(stream: ExportStream) -> OpDefinition:
     """``deliver_<stream>_export_files``: after ``write_<stream>_export_files``, with the same retry policy."""
 
-    @op(name=f"deliver_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY)
+    @op(
+        name=f"deliver_{stream.name}_export_files",
+        retry_policy=EXPORT_RETRY_POLICY,
+        out=Out(
+            dict,
+            description="What this run did, per partition key: counts, file names, deliveries (no personal data).",
+            # The file asset's contents are the files and the file ledger, and each partition's facts are in
+            # its materialization's metadata: the run's summary is kept in memory for the run's own caller
+            # only (the CLI, tests), so a run over many partitions needs no IO manager that can store them.
+            io_manager_key=RUN_SUMMARY_IO_MANAGER_KEY,
+        ),
+    )
     def deliver_export_files(
         context: AssetExecutionContext,
         summaries: dict,

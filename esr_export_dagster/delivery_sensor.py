@@ -23,15 +23,16 @@ from .alerts import AlertChannelsResource
 from .delivery_resource import DeliveryResource
 from .domain.delivery_url import DeliveryUrlError
 from .domain.esr_csv import parse_export_file_name
-from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import MongoDBResource, StaleRecordPolicyResource
 from .sensors import STALE_SENSOR_INTERVAL_SECONDS
 from .storage.collections import EXPORT_FILE
 from .storage.deliverer import UNDELIVERED
+from .stream_definitions import EXPORT_JOBS
 
 _REANNOUNCE_AFTER = dt.timedelta(days=1)
-_JOBS = {"APP": daily_app_export_job.name, "DNC": daily_notification_export_job.name}
+_JOBS = {"APP": APP_STREAM.job_name, "DNC": NOTIFICATION_STREAM.job_name}
 
 
 @sensor(

@@ -20,6 +20,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    FilesystemIOManager,
     SensorDefinition,
     SensorResult,
     build_sensor_context,
@@ -32,17 +33,17 @@ from pymongo.database import Database
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.delivery_ops import run_summary_of
 from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS, ExportStream
 from esr_export_dagster.domain.window import NOTIFICATION_RUN_TIME_UTC
-from esr_export_dagster.io_managers import ExportIOManager
-from esr_export_dagster.jobs import export_file_asset, export_job
 from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     FixedClockResource,
     MongoDBResource,
@@ -148,11 +149,15 @@ class ExportHarness:
     def resources(
         self, uri: str | None = None, export_dir: Path | None = None, run_date: dt.date | None = None
     ) -> dict[str, Any]:
+        mongodb = MongoDBResource(uri=uri or self.uri, database=self.database.name)
+        export_directory = ExportDirectoryResource(path=str(export_dir or self.export_dir))
         return {
-            "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
-            "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
+            "mongodb": mongodb,
+            "export_directory": export_directory,
             "export_policy": self.policy,
-            "io_manager": ExportIOManager(),
+            "exporter": ExporterResource(mongodb=mongodb, export_directory=export_directory, export_policy=self.policy),
+            # As in the code location: op outputs pickled under the instance's storage directory.
+            "io_manager": FilesystemIOManager(),
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
             "wall_clock": self.clock(run_date),
@@ -211,11 +216,11 @@ class ExportHarness:
 
     @property
     def job_name(self) -> str:
-        return export_job(self.stream).name
+        return self.stream.job_name
 
     @property
     def file_asset_key(self) -> AssetKey:
-        return export_file_asset(self.stream).key
+        return AssetKey(self.stream.file_asset_name)
 
     @property
     def records(self) -> Collection:
@@ -233,8 +238,12 @@ class ExportHarness:
             return sensor(context)
 
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
-        (summary,) = result.asset_value(self.file_asset_key).values()
+        (summary,) = self.run_summary(result).values()
         return summary
+
+    def run_summary(self, result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+        """What the run did, per partition key, as its delivery op reports it."""
+        return run_summary_of(result, self.stream)
 
     def add(self, deanery: str, start: dt.date, count: int = 1, **kwargs: Any) -> list[dict[str, Any]]:
         """Applicant records starting on ``start`` (APP-only tests)."""

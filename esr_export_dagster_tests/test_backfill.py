@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import pickle
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey
 
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.partitions import export_partition_key, export_partitions
@@ -60,19 +60,28 @@ def test_a_month_backfilled_in_one_run_equals_running_each_day_in_order(harness,
     assert_export_invariants(harness.database, harness.export_dir)
 
 
-def test_a_backfill_over_several_deaneries_is_one_run_with_one_stored_value_per_partition(harness):
+def test_a_backfill_over_several_deaneries_is_one_run_with_one_materialization_per_partition(harness):
     seed_month(harness, ("EOE", "EMD", "KSS"))
 
     result = harness.run_range(DAYS[0], DAYS[6], "EOE", "KSS")
 
     assert result.success
     assert_export_invariants(harness.database, harness.export_dir)
-    storage = Path(harness.instance.storage_directory())
+    partitions = sorted(f"{day.isoformat()}|{d}" for day in DAYS[:7] for d in ("EOE", "EMD", "KSS"))
     for asset in ("app_record_selection", "app_export_file"):
-        stored = sorted(p.relative_to(storage / asset).as_posix() for p in (storage / asset).rglob("*") if p.is_file())
-        assert stored == sorted(f"{day.isoformat()}/{d}" for day in DAYS[:7] for d in ("EOE", "EMD", "KSS"))
-    summary = pickle.loads((storage / "app_export_file" / "2021-07-03" / "EMD").read_bytes())
+        records = harness.instance.fetch_materializations(AssetKey(asset), limit=100).records
+        # Exactly one materialization per partition, each holding that partition's own facts.
+        assert sorted(r.partition_key for r in records) == partitions
+        for record in records:
+            run_date, deanery = record.partition_key.split("|")
+            metadata = record.asset_materialization.metadata
+            assert metadata["eligibility_window"].value == "D + 2 days <= startDate < D + 13 weeks"
+            if asset == "app_export_file":
+                names = [row.data["file"] for row in metadata["files"].records]
+                assert all(f"_{deanery}_APP_{run_date.replace('-', '')}_" in name for name in names)
+    summary = harness.run_summary(result)["2021-07-03|EMD"]
     assert summary["deanery"] == "EMD" and summary["run_date"] == "2021-07-03"
+    assert sorted(harness.run_summary(result)) == partitions
 
 
 class harness_copy:

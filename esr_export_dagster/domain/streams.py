@@ -50,6 +50,25 @@ class ExportStream:
     def counter_id(self, deanery: str) -> str:
         return counter_id(self.file_type, deanery)
 
+    @property
+    def selection_asset_name(self) -> str:
+        """The asset that reports, per partition, which records the day's file must carry."""
+        return f"{self.name}_record_selection"
+
+    @property
+    def file_asset_name(self) -> str:
+        """The asset whose partitions are the deanery-day's files, written, marked and delivered."""
+        return f"{self.name}_export_file"
+
+    @property
+    def job_name(self) -> str:
+        """The job that materializes both assets of one partition (or a range of them)."""
+        return f"daily_{self.name}_export_job"
+
+    @property
+    def schedule_name(self) -> str:
+        return f"daily_{self.name}_export_schedule"
+
 
 APP_STREAM = ExportStream(
     file_type=APP_FILE_TYPE,

@@ -1,0 +1,99 @@
+"""One daily ESR export stream (APP or DNC) as Dagster definitions, read top-down.
+
+A partition (run date, deanery) of ``<stream>_record_selection`` reports what the day's file must carry;
+the same partition of ``<stream>_export_file`` opens a batch, takes its sequence numbers, writes and marks
+the files and delivers them (ops.py, delivery_ops.py). Its checks verify the result against MongoDB, the
+files and the drop (checks.py, delivery_checks.py); the stream's job materializes both assets, and its
+schedule launches one run per deanery every day (schedules.py). ``definitions.py`` merges the streams.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from dagster import AssetChecksDefinition, AssetSelection, Definitions, define_asset_job, mem_io_manager
+
+from .assets import (
+    APP_FILE_DESCRIPTION,
+    APP_SELECTION_DESCRIPTION,
+    NOTIFICATION_FILE_DESCRIPTION,
+    NOTIFICATION_SELECTION_DESCRIPTION,
+    build_export_file_asset,
+    build_record_selection_asset,
+)
+from .checks import build_export_checks, no_notifications_left_behind, no_record_past_start
+from .delivery_checks import build_delivery_check
+from .delivery_ops import RUN_SUMMARY_IO_MANAGER_KEY
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .domain.window import DAILY_RUN_TIME_UTC
+from .schedules import NOTIFICATION_EXPORT_TIME, build_daily_export_schedule, daily_cron
+
+
+@dataclass(frozen=True)
+class ExportStreamSpec:
+    """What differs between the streams' definitions; everything else is built the same way for both."""
+
+    stream: ExportStream
+    selection_description: str
+    file_description: str
+    # The schedule's time of day (UTC), and how the schedule's description says it.
+    daily_at: dt.time
+    daily_at_note: str
+    # Checks only this stream needs, beside the ones every stream's file asset carries.
+    own_checks: Sequence[AssetChecksDefinition]
+    job_description: str
+
+
+def build_export_stream_definitions(spec: ExportStreamSpec) -> Definitions:
+    """The stream's selection asset, file asset (with its ops), checks, job and daily schedule."""
+    stream = spec.stream
+    record_selection = build_record_selection_asset(stream, spec.selection_description)
+    export_file = build_export_file_asset(stream, record_selection, spec.file_description)
+    checks = [
+        *spec.own_checks,
+        *build_export_checks(stream, export_file),
+        build_delivery_check(stream, export_file),
+    ]
+    job = define_asset_job(
+        name=stream.job_name,
+        description=spec.job_description,
+        selection=AssetSelection.assets(record_selection, export_file),
+    )
+    schedule = build_daily_export_schedule(job.name, stream, daily_cron(spec.daily_at), spec.daily_at_note)
+    return Definitions(
+        assets=[record_selection, export_file],
+        asset_checks=checks,
+        jobs=[job],
+        schedules=[schedule],
+        resources={RUN_SUMMARY_IO_MANAGER_KEY: mem_io_manager},
+    )
+
+
+APP_EXPORT = build_export_stream_definitions(
+    ExportStreamSpec(
+        stream=APP_STREAM,
+        selection_description=APP_SELECTION_DESCRIPTION,
+        file_description=APP_FILE_DESCRIPTION,
+        daily_at=DAILY_RUN_TIME_UTC,
+        daily_at_note=f"Every day at {DAILY_RUN_TIME_UTC:%H:%M} UTC",
+        own_checks=[no_record_past_start],
+        job_description="Select one deanery-day's eligible applicant records and write its ESR APP file(s).",
+    )
+)
+
+NOTIFICATION_EXPORT = build_export_stream_definitions(
+    ExportStreamSpec(
+        stream=NOTIFICATION_STREAM,
+        selection_description=NOTIFICATION_SELECTION_DESCRIPTION,
+        file_description=NOTIFICATION_FILE_DESCRIPTION,
+        daily_at=NOTIFICATION_EXPORT_TIME,
+        daily_at_note=f"Every day at {NOTIFICATION_EXPORT_TIME:%H:%M} UTC (by default an hour after the APP export)",
+        own_checks=[no_notifications_left_behind],
+        job_description="Select one deanery-day's eligible notifications and write its ESR DNC file.",
+    )
+)
+
+# The sensors that request or watch export runs target these very job objects.
+EXPORT_JOBS = (*APP_EXPORT.jobs, *NOTIFICATION_EXPORT.jobs)
