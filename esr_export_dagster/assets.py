@@ -102,7 +102,7 @@ def build_record_selection_asset(stream: ExportStream, description: str) -> Asse
     )
     def record_selection(context: AssetExecutionContext, exporter: ExporterResource) -> MaterializeResult:
         try:
-            stream_exporter = exporter.exporter(stream)
+            stream_exporter = exporter.for_stream(stream)
         except MongoUnavailableError as error:
             # Unreachable before anything was read is a wrong ESR_MONGODB_URI as often as a server that is
             # down: fail now, so the failure alert goes out at once; a server lost mid-run is retried.

@@ -259,7 +259,7 @@ def _marked_references(database, stream: ExportStream, names: list[str]) -> dict
     ),
 )
 def no_notifications_left_behind(context: AssetCheckExecutionContext, exporter: ExporterResource) -> AssetCheckResult:
-    exporter = exporter.exporter(NOTIFICATION_STREAM)
+    exporter = exporter.for_stream(NOTIFICATION_STREAM)
     left = [
         record
         for deanery, run_dates in run_dates_by_deanery(context).items()

@@ -114,7 +114,7 @@ def _open_batches(
     withhold_started_by: dt.date | None,
 ) -> list[OpenOutcome]:
     with retrying_transient_errors(context, "Opening the export batch"):
-        exporter = exporter_resource.exporter(stream, withhold_started_by)
+        exporter = exporter_resource.for_stream(stream, withhold_started_by)
         for note in exporter.prepare():
             context.log.warning(note)
         outcomes = []
@@ -208,7 +208,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
         takes the same numbers.
         """
         with retrying_transient_errors(context, "Allocating file sequence numbers"):
-            stream_exporter = exporter.exporter(stream)
+            stream_exporter = exporter.for_stream(stream)
             numbered = []
             for outcome in opened:
                 if outcome.batch_id is None:
@@ -238,7 +238,7 @@ def build_export_ops(stream: ExportStream) -> ExportOps:
     ) -> dict[str, dict]:
         """Write each numbered file atomically, mark its records EXPORTED, and close the deanery's batch."""
         with retrying_transient_errors(context, "Writing the export files"):
-            stream_exporter = exporter.exporter(stream)
+            stream_exporter = exporter.for_stream(stream)
             written: list[FileOutcome] = []
             for batch in numbered:
                 outcomes = stream_exporter.write_batch(batch.deanery, batch.batch_id)

@@ -124,7 +124,7 @@ class ExporterResource(ConfigurableResource):
     export_directory: ExportDirectoryResource
     export_policy: ExportPolicyResource
 
-    def exporter(self, stream: ExportStream, withhold_started_by: dt.date | None = None) -> Exporter:
+    def for_stream(self, stream: ExportStream, withhold_started_by: dt.date | None = None) -> Exporter:
         """The stream's exporter; ``withhold_started_by`` keeps records starting on or before it out of the files."""
         return Exporter(
             database=self.mongodb.get_database(),
