@@ -14,12 +14,16 @@ from dagster import (
     AssetExecutionContext,
     AssetKey,
     Config,
+    ConfigurableIOManager,
+    DagsterInvariantViolationError,
     ExecuteInProcessResult,
     Failure,
+    InputContext,
     MetadataValue,
     OpDefinition,
     OpExecutionContext,
     Out,
+    OutputContext,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -56,6 +60,25 @@ def _destination(delivery: DeliveryResource) -> Destination:
 RUN_SUMMARY_IO_MANAGER_KEY = "run_summary_io_manager"
 
 
+class RunSummaryIOManager(ConfigurableIOManager):
+    """Hands the file asset's value, the run's per-partition summary, to the run's own caller and stores nothing.
+
+    The asset's partitions are its files, the file ledger and each materialization's metadata; the summary
+    only tells an in-process run's caller (``make run``, tests) what this run did, from its result. Storing
+    nothing is what lets one run cover many partitions (a single-run backfill) without an IO manager that
+    can store one value per partition, and it suits every executor, unlike Dagster's in-memory one.
+    """
+
+    def handle_output(self, context: OutputContext, obj: dict) -> None:
+        context.log.debug(f"{len(obj)} partition summary(ies) reported as metadata, not stored")
+
+    def load_input(self, context: InputContext) -> dict:
+        raise DagsterInvariantViolationError(
+            "An export file asset stores no value to load: read its materializations' metadata, or the file "
+            "ledger (exportFile)"
+        )
+
+
 def run_summary_of(result: ExecuteInProcessResult, stream: ExportStream) -> dict[str, dict]:
     """What an in-process run of the stream's job did, per partition key (``make run`` prints it)."""
     return result.asset_value(AssetKey(stream.file_asset_name))
@@ -70,9 +93,6 @@ def build_delivery_op(stream: ExportStream) -> OpDefinition:
         out=Out(
             dict,
             description="What this run did, per partition key: counts, file names, deliveries (no personal data).",
-            # The file asset's contents are the files and the file ledger, and each partition's facts are in
-            # its materialization's metadata: the run's summary is kept in memory for the run's own caller
-            # only (the CLI, tests), so a run over many partitions needs no IO manager that can store them.
             io_manager_key=RUN_SUMMARY_IO_MANAGER_KEY,
         ),
     )

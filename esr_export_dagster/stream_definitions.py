@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dagster import AssetChecksDefinition, AssetSelection, Definitions, define_asset_job, mem_io_manager
+from dagster import AssetChecksDefinition, AssetSelection, Definitions, define_asset_job
 
 from .assets import (
     APP_FILE_DESCRIPTION,
@@ -25,10 +25,13 @@ from .assets import (
 )
 from .checks import build_export_checks, no_notifications_left_behind, no_record_past_start
 from .delivery_checks import build_delivery_check
-from .delivery_ops import RUN_SUMMARY_IO_MANAGER_KEY
+from .delivery_ops import RUN_SUMMARY_IO_MANAGER_KEY, RunSummaryIOManager
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .domain.window import DAILY_RUN_TIME_UTC
 from .schedules import NOTIFICATION_EXPORT_TIME, build_daily_export_schedule, daily_cron
+
+# One object for both streams: Definitions.merge accepts a resource key twice only for the same object.
+RUN_SUMMARY_IO_MANAGER = RunSummaryIOManager()
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ def build_export_stream_definitions(spec: ExportStreamSpec) -> Definitions:
         asset_checks=checks,
         jobs=[job],
         schedules=[schedule],
-        resources={RUN_SUMMARY_IO_MANAGER_KEY: mem_io_manager},
+        resources={RUN_SUMMARY_IO_MANAGER_KEY: RUN_SUMMARY_IO_MANAGER},
     )
 
 
