@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dagster import ConfigurableResource, Definitions, EnvVar, FilesystemIOManager
 from dagster_msteams import MSTeamsResource
 
+from . import stream_definitions
 from .alerts import AlertChannelsResource, EsrSlackResource
 from .delivery_ops import resend_export_file
 from .delivery_resource import DEFAULT_LOCAL_DROP, DEFAULT_UNDELIVERED_ALERT_MINUTES, DeliveryResource
@@ -22,7 +23,6 @@ from .resources import (
 )
 from .schedules import NOTIFICATION_EXPORT_TIME_VARIABLE
 from .sensors import export_run_failure_alert, stale_to_export_sensor
-from .stream_definitions import APP_EXPORT, NOTIFICATION_EXPORT
 
 
 def _env_or_default(name: str, default: str) -> EnvVar | str:
@@ -83,9 +83,11 @@ def default_delivery() -> DeliveryResource:
 
 def build_definitions(resources: Mapping[str, ConfigurableResource | FilesystemIOManager]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
+    # The streams' Definitions are reached through their module, not imported: Dagster refuses a module
+    # with more than one Definitions object at its top level, and ``defs`` must be the only one here.
     return Definitions.merge(
-        APP_EXPORT,
-        NOTIFICATION_EXPORT,
+        stream_definitions.APP_EXPORT,
+        stream_definitions.NOTIFICATION_EXPORT,
         Definitions(
             jobs=[resend_export_file],
             sensors=[stale_to_export_sensor, export_run_failure_alert, undelivered_files_sensor],
