@@ -14,10 +14,10 @@ from dagster import JobDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from esr_export_dagster.definitions import build_definitions
-from esr_export_dagster.io_managers import ExportIOManager
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     FixedClockResource,
     MongoDBResource,
@@ -57,12 +57,17 @@ def peak_rss_mb() -> float:
 def export_job(uri: str, database: str, export_dir: str, first_run_date: dt.date) -> JobDefinition:
     """The project's job, with the code location's own resources pointed at the benchmark's database, and
     the clock of the replayed first day, when none of the records has started yet."""
+    mongodb = MongoDBResource(uri=uri, database=database)
+    export_directory = ExportDirectoryResource(path=export_dir)
+    export_policy = ExportPolicyResource()
     return build_definitions(
         {
-            "mongodb": MongoDBResource(uri=uri, database=database),
-            "export_directory": ExportDirectoryResource(path=export_dir),
-            "export_policy": ExportPolicyResource(),
-            "io_manager": ExportIOManager(),
+            "mongodb": mongodb,
+            "export_directory": export_directory,
+            "export_policy": export_policy,
+            "exporter": ExporterResource(
+                mongodb=mongodb, export_directory=export_directory, export_policy=export_policy
+            ),
             "wall_clock": FixedClockResource.scheduled_on(first_run_date),
         }
     ).resolve_job_def("daily_app_export_job")
