@@ -7,7 +7,7 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, execute_job, reconstructable
+from dagster import AssetKey, execute_job, instance_for_test, reconstructable
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from esr_export_dagster.domain.deaneries import DEANERIES
@@ -87,34 +87,39 @@ def test_a_backfill_over_several_deaneries_is_one_run_with_one_materialization_p
 
 
 def test_a_single_run_backfill_with_each_step_in_its_own_process_exports_and_reports_every_partition(
-    harness, monkeypatch
+    harness, monkeypatch, tmp_path
 ):
     """As the daemon runs a backfill launched from the UI: the multiprocess executor, values between steps
     stored by Dagster's own IO manager, no asset value stored."""
     seed_month(harness, ("EOE", "EMD"))
     for name, value in {**harness.subprocess_env(), RUN_DATE_VARIABLE: DAYS[0].isoformat()}.items():
         monkeypatch.setenv(name, value)
+    (tmp_path / "persistent_home").mkdir()
 
-    with execute_job(
-        reconstructable(daily_app_export_job),
-        instance=harness.instance,
-        tags={
-            ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(DAYS[0], "EOE")),
-            ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(DAYS[2], "EMD")),
-        },
-        run_config=QUIET_LOGS,
-    ) as result:
-        assert result.success
+    # The multiprocess executor refuses the harness's in-memory instance: its steps meet in a persistent one.
+    with instance_for_test(temp_dir=str(tmp_path / "persistent_home")) as instance:
+        with execute_job(
+            reconstructable(daily_app_export_job),
+            instance=instance,
+            tags={
+                ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(DAYS[0], "EOE")),
+                ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(DAYS[2], "EMD")),
+            },
+            run_config=QUIET_LOGS,
+        ) as result:
+            assert result.success
+        materializations = {
+            asset: instance.fetch_materializations(AssetKey(asset), limit=100).records
+            for asset in ("app_record_selection", "app_export_file")
+        }
 
     assert_export_invariants(harness.database, harness.export_dir)
     partitions = sorted(f"{day.isoformat()}|{d}" for day in DAYS[:3] for d in ("EOE", "EMD"))
-    for asset in ("app_record_selection", "app_export_file"):
-        records = harness.instance.fetch_materializations(AssetKey(asset), limit=100).records
+    for records in materializations.values():
         assert sorted(r.partition_key for r in records) == partitions
     exported = harness.database[APP_RECORDS].count_documents({"status": "EXPORTED"})
     reported = sum(
-        r.asset_materialization.metadata["exported_records"].value
-        for r in harness.instance.fetch_materializations(AssetKey("app_export_file"), limit=100).records
+        r.asset_materialization.metadata["exported_records"].value for r in materializations["app_export_file"]
     )
     assert exported == reported > 0
 
@@ -123,7 +128,6 @@ class harness_copy:
     """A second harness over its own database and directory, holding the same records."""
 
     def __init__(self, harness: ExportHarness, mongo_uri: str, tmp_path: Path) -> None:
-        from dagster import instance_for_test
         from pymongo import MongoClient
 
         self._client = MongoClient(mongo_uri)
