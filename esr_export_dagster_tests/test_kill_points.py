@@ -4,7 +4,6 @@ run never reaches fails the test at once, by name."""
 from __future__ import annotations
 
 import datetime as dt
-import time
 
 import pytest
 
@@ -38,10 +37,9 @@ def test_a_kill_point_the_run_never_reaches_fails_at_once_naming_it(harness, fau
     harness.add_due("EOE", RUN_DATE)
     held = fault_proxy.add(Rule(ProtocolPoint("esr-export:a-step-the-protocol-lost"), "hold"))
     run = harness.start_subprocess_run(RUN_DATE, "EOE", uri=fault_proxy.uri)
-    started = time.monotonic()
 
+    # "never reached" is said when the run ends; the timeout would say "not reached within 600 s".
     with pytest.raises(AssertionError, match="kill point esr-export:a-step-the-protocol-lost never reached"):
         kill_points.wait_until_reached(held, run, timeout=600)
 
-    assert time.monotonic() - started < 120, "it waited for the timeout instead of the run's end"
     assert run.returncode == 0
