@@ -1,4 +1,4 @@
-"""The daily ESR exports, APP and DNC, each as two assets partitioned by (run date, deanery)."""
+"""The two assets of each daily ESR export (APP, DNC), partitioned by (run date, deanery)."""
 
 from collections import Counter
 from typing import Any
@@ -10,17 +10,19 @@ from dagster import (
     AssetsDefinition,
     BackfillPolicy,
     Failure,
+    MaterializeResult,
     MetadataValue,
+    Nothing,
     RetryPolicy,
     asset,
     graph_asset,
 )
 
 from .delivery_ops import build_delivery_op
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .domain.streams import ExportStream
 from .ops import EXPORT_RETRY_POLICY, build_export_ops, retrying_transient_errors
 from .partitions import export_partitions, run_dates_by_deanery
-from .resources import ExportPolicyResource, MongoDBResource, build_exporter
+from .resources import ExporterResource
 from .selection_frame import partition_keys_of, selections_to_frame
 from .storage.mongo import MongoUnavailableError
 
@@ -28,17 +30,18 @@ from .storage.mongo import MongoUnavailableError
 # deanery in date order, which exports exactly what running each day on time would have.
 BACKFILL_POLICY = BackfillPolicy.single_run()
 
-_APP_SELECTION = """The applicant records the deanery's APP file for this day must carry.
+APP_SELECTION_DESCRIPTION = """The applicant records the deanery's APP file for this day must carry.
 
 GeneratedAppRecords still TO_EXPORT whose placement starts between 2 days and 13 weeks after the
 partition's date (ESR's window, judged against the partition's date and never the wall clock, so a
-backfill of a missed day selects what that day should have sent). Only ids and scheduling fields are
-kept: this table is persisted by Dagster and must carry no personal data. Records missing a mandatory
+backfill of a missed day selects what that day should have sent). Each partition's materialization
+reports the counts and a preview of ids and dates, never personal data. Records missing a mandatory
 field are listed with the names of those fields and are set to INVALID_DATA by the export.
 
-A run over many partitions (a backfill) returns one table per partition."""
+This asset reports; it stores nothing. The file asset reads the records again as it plans its files,
+so either asset can be materialized on its own."""
 
-_APP_FILE = """The deanery's APP file(s) for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the records marked EXPORTED.
+APP_FILE_DESCRIPTION = """The deanery's APP file(s) for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the records marked EXPORTED.
 
 One file `DE_<DEANERY>_APP_<YYYYMMDD>_<SEQ>.DAT` per deanery and day, more when a post has over 40
 applicants (ESR quarantines such files). Every eligible record lands in exactly one file, sequence
@@ -57,17 +60,19 @@ What to do when stale_to_export_sensor alerts:
 - run failed: open the run for the error, fix its cause, re-materialize the partition (nothing is
   exported twice and no file number is lost)."""
 
-_NOTIFICATION_SELECTION = """The notifications the deanery's DNC file for this day must carry.
+NOTIFICATION_SELECTION_DESCRIPTION = """The notifications the deanery's DNC file for this day must carry.
 
 Notification records (next trainee on a post, withdrawals, changed dates, new posts) still TO_EXPORT
 that were created before the partition's date at the notification export time (14:00 UTC by default),
-so a backfill of a missed day selects what that day should have sent. Only ids and scheduling fields
-are kept (the payload is personal data). Notifications missing a mandatory field of their kind are
-listed with the names of those fields and are set to INVALID_DATA by the export.
+so a backfill of a missed day selects what that day should have sent. Each partition's materialization
+reports the counts and a preview of ids and dates (the payload is personal data and never shown).
+Notifications missing a mandatory field of their kind are listed with the names of those fields and
+are set to INVALID_DATA by the export.
 
-A run over many partitions (a backfill) returns one table per partition."""
+This asset reports; it stores nothing. The file asset reads the notifications again as it plans its
+file, so either asset can be materialized on its own."""
 
-_NOTIFICATION_FILE = """The deanery's DNC file for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the notifications marked EXPORTED.
+NOTIFICATION_FILE_DESCRIPTION = """The deanery's DNC file for the day, archived in ESR_EXPORT_DIR and delivered to ESR's drop, and the notifications marked EXPORTED.
 
 One file `DE_<DEANERY>_DNC_<YYYYMMDD>_<SEQ>.DAT` per deanery and day (a later run of the partition puts
 notifications that arrived since in a further file), numbered from the deanery's own DNC counter
@@ -83,77 +88,81 @@ What to do when stale_to_export_sensor alerts:
   exported twice and no file number is lost)."""
 
 
-def build_export_assets(
-    stream: ExportStream,
-    selection_description: str,
-    file_description: str,
-    allocation_retry_policy: RetryPolicy | None = EXPORT_RETRY_POLICY,
-) -> tuple[AssetsDefinition, AssetsDefinition]:
-    """``<stream>_record_selection`` and the graph-backed ``<stream>_export_file`` downstream of it.
-
-    ``allocation_retry_policy``: see ``build_export_ops``.
-    """
-    group = f"esr_{stream.name}_export"
-    selection_name = f"{stream.name}_record_selection"
-    ops = build_export_ops(stream, allocation_retry_policy)
-    deliver = build_delivery_op(stream)
+def build_record_selection_asset(stream: ExportStream, description: str) -> AssetsDefinition:
+    """``<stream>_record_selection``: per partition, what the day's file must carry, as counts and a preview."""
 
     @asset(
-        name=selection_name,
-        description=selection_description,
+        name=stream.selection_asset_name,
+        description=description,
         partitions_def=export_partitions,
-        group_name=group,
+        group_name=export_group_name(stream),
         kinds={"mongodb", "pandas"},
         backfill_policy=BACKFILL_POLICY,
         # Selecting only reads, so a MongoDB restart or failover during it is ridden out like the ops' are.
         retry_policy=EXPORT_RETRY_POLICY,
     )
-    def record_selection(
-        context: AssetExecutionContext,
-        mongodb: MongoDBResource,
-        export_policy: ExportPolicyResource,
-    ) -> Any:
+    def record_selection(context: AssetExecutionContext, exporter: ExporterResource) -> MaterializeResult:
         try:
-            exporter = build_exporter(mongodb, export_policy, stream)
+            stream_exporter = exporter.for_stream(stream)
         except MongoUnavailableError as error:
             # Unreachable before anything was read is a wrong ESR_MONGODB_URI as often as a server that is
             # down: fail now, so the failure alert goes out at once; a server lost mid-run is retried.
             raise Failure(description=str(error), allow_retries=False) from None
         with retrying_transient_errors(context, f"Selecting the {stream.record_noun}s"):
             selections = [
-                exporter.select(deanery, run_dates) for deanery, run_dates in run_dates_by_deanery(context).items()
+                stream_exporter.select(deanery, run_dates)
+                for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
         frame = selections_to_frame(selections)
         by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
         if not frame.empty:
             for key, rows in frame.groupby(partition_keys_of(frame)):
                 by_partition[str(key)] = rows.reset_index(drop=True)
-        window = exporter.settings.eligibility.describe()
+        window = stream_exporter.settings.eligibility.describe()
         # One materialization per partition, each with its own rows only.
         for key, rows in by_partition.items():
             context.add_asset_metadata(_selection_metadata(rows, stream, window), partition_key=key)
         context.log.info(
             f"Selected {len(frame)} eligible {stream.record_noun}(s) over {len(by_partition)} partition(s)"
         )
-        if len(context.partition_keys) == 1:
-            return frame
-        return by_partition
+        return MaterializeResult()
+
+    return record_selection
+
+
+def build_export_file_asset(
+    stream: ExportStream,
+    record_selection: AssetsDefinition,
+    description: str,
+    allocation_retry_policy: RetryPolicy | None = EXPORT_RETRY_POLICY,
+) -> AssetsDefinition:
+    """``<stream>_export_file``: open a batch, take its numbers, write and mark the files, deliver them.
+
+    ``allocation_retry_policy``: see ``build_export_ops``.
+    """
+    ops = build_export_ops(stream, allocation_retry_policy)
+    deliver = build_delivery_op(stream)
 
     @graph_asset(
-        name=f"{stream.name}_export_file",
-        description=file_description,
+        name=stream.file_asset_name,
+        description=description,
         partitions_def=export_partitions,
-        group_name=group,
-        ins={"selection": AssetIn(key=record_selection.key)},
+        group_name=export_group_name(stream),
+        # Downstream of the selection for lineage and run order; no value passes between them.
+        ins={"record_selection": AssetIn(key=record_selection.key, dagster_type=Nothing)},
         kinds={"mongodb", "csv"},
         backfill_policy=BACKFILL_POLICY,
     )
-    def export_file(selection: pd.DataFrame) -> dict:
-        opened = ops.open_batches(selection)
+    def export_file(record_selection):
+        opened = ops.open_batches(record_selection)
         numbered = ops.allocate_sequence(opened)
         return deliver(ops.write_files(opened, numbered))
 
-    return record_selection, export_file
+    return export_file
+
+
+def export_group_name(stream: ExportStream) -> str:
+    return f"esr_{stream.name}_export"
 
 
 def _selection_metadata(rows: pd.DataFrame, stream: ExportStream, window: str) -> dict[str, Any]:
@@ -179,10 +188,3 @@ def _preview(frame: pd.DataFrame, stream: ExportStream, limit: int = 20) -> str:
     columns = ["reference", "deanery", "deanery_post_number", "anchor_date", "run_date", "invalid_fields"]
     labels = {"reference": stream.reference_field, "anchor_date": stream.anchor_field}
     return "```\n" + frame[columns].head(limit).rename(columns=labels).to_string(index=False) + "\n```"
-
-
-app_record_selection, app_export_file = build_export_assets(APP_STREAM, _APP_SELECTION, _APP_FILE)
-notification_record_selection, notification_export_file = build_export_assets(
-    NOTIFICATION_STREAM, _NOTIFICATION_SELECTION, _NOTIFICATION_FILE
-)
-EXPORT_ASSETS = (app_record_selection, app_export_file, notification_record_selection, notification_export_file)

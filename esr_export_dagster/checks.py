@@ -13,16 +13,15 @@ from dagster import (
     asset_check,
 )
 
-from .assets import app_export_file, notification_export_file
 from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     MongoDBResource,
     WallClockResource,
-    build_exporter,
 )
 from .storage.check_queries import InvalidCountMemory, invalid_counts, references_marked_with
 from .storage.ledger import ExportLedger
@@ -64,7 +63,7 @@ def _ids(values) -> str:
 
 
 @asset_check(
-    asset=app_export_file,
+    asset=APP_STREAM.file_asset_name,
     partitions_def=export_partitions,
     description=(
         "No applicant record of the deanery is still TO_EXPORT with its start date already reached (UTC). Runs "
@@ -103,7 +102,7 @@ def no_record_past_start(
     )
 
 
-def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> list[AssetChecksDefinition]:
+def build_export_checks(stream: ExportStream, export_file: AssetsDefinition | str) -> list[AssetChecksDefinition]:
     """The checks every stream's export file asset carries: numbering, file contents, invalid records."""
 
     @asset_check(
@@ -200,17 +199,15 @@ def build_export_checks(stream: ExportStream, export_file: AssetsDefinition) -> 
 
 
 @asset_check(
-    asset=notification_export_file,
+    asset=NOTIFICATION_STREAM.file_asset_name,
     partitions_def=export_partitions,
     description=(
         "No notification the deanery's DNC file for this day should carry is still TO_EXPORT. "
         f"What to do if one is: {LEFT_BEHIND_WHAT_TO_DO}"
     ),
 )
-def no_notifications_left_behind(
-    context: AssetCheckExecutionContext, mongodb: MongoDBResource, export_policy: ExportPolicyResource
-) -> AssetCheckResult:
-    exporter = build_exporter(mongodb, export_policy, NOTIFICATION_STREAM)
+def no_notifications_left_behind(context: AssetCheckExecutionContext, exporter: ExporterResource) -> AssetCheckResult:
+    exporter = exporter.for_stream(NOTIFICATION_STREAM)
     left = [
         record
         for deanery, run_dates in run_dates_by_deanery(context).items()
@@ -225,10 +222,3 @@ def no_notifications_left_behind(
             "notification_ids": MetadataValue.text(_ids(r.reference for r in left[:_SAMPLE])),
         },
     )
-
-
-APP_EXPORT_CHECKS = [no_record_past_start, *build_export_checks(APP_STREAM, app_export_file)]
-NOTIFICATION_EXPORT_CHECKS = [
-    no_notifications_left_behind,
-    *build_export_checks(NOTIFICATION_STREAM, notification_export_file),
-]

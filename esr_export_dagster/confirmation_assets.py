@@ -21,7 +21,6 @@ from dagster import (
 )
 from pydantic import Field
 
-from .assets import app_export_file, notification_export_file
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import (
     LAYOUT_ANSWERING,
@@ -30,7 +29,7 @@ from .domain.confirmation_file import (
     parse_confirmation_file_name,
 )
 from .domain.delivery_url import DeliveryUrlError
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .domain.streams import ExportStream
 from .ops import EXPORT_RETRY_POLICY, retrying_transient_errors
 from .resources import MongoDBResource
 from .storage.confirmations import apply_confirmation
@@ -46,15 +45,11 @@ class ConfirmationFileConfig(Config):
     sha256: str = Field(description="The file's SHA-256 when the sensor listed it; other bytes are refused.")
 
 
-def confirmation_asset_name(stream: ExportStream) -> str:
-    return f"{stream.name}_esr_confirmation"
-
-
 def build_confirmation_asset(stream: ExportStream, export_file: AssetsDefinition) -> AssetsDefinition:
     layout = LAYOUT_ANSWERING[stream.file_type]
 
     @asset(
-        name=confirmation_asset_name(stream),
+        name=stream.confirmation_asset_name,
         group_name=CONFIRMATION_GROUP,
         deps=[export_file],
         retry_policy=EXPORT_RETRY_POLICY,
@@ -138,25 +133,14 @@ def build_confirmation_asset(stream: ExportStream, export_file: AssetsDefinition
     return esr_confirmation
 
 
-app_esr_confirmation = build_confirmation_asset(APP_STREAM, app_export_file)
-notification_esr_confirmation = build_confirmation_asset(NOTIFICATION_STREAM, notification_export_file)
-CONFIRMATION_ASSETS = (app_esr_confirmation, notification_esr_confirmation)
-
-read_app_confirmation_job = define_asset_job(
-    name="read_app_esr_confirmation",
-    description="Read one APC file from ESR's inbound location and record each applicant's outcome.",
-    selection=[app_esr_confirmation],
-)
-read_notification_confirmation_job = define_asset_job(
-    name="read_notification_esr_confirmation",
-    description="Read one DCC file from ESR's inbound location and record each notification's outcome.",
-    selection=[notification_esr_confirmation],
-)
-CONFIRMATION_JOBS = (read_app_confirmation_job, read_notification_confirmation_job)
-CONFIRMATION_JOB_BY_TYPE = {
-    LAYOUT_ANSWERING[APP_STREAM.file_type].file_type: (read_app_confirmation_job, app_esr_confirmation),
-    LAYOUT_ANSWERING[NOTIFICATION_STREAM.file_type].file_type: (
-        read_notification_confirmation_job,
-        notification_esr_confirmation,
-    ),
-}
+def build_confirmation_job(stream: ExportStream, confirmation: AssetsDefinition):
+    """The job esr_confirmation_sensor launches for each new confirmation file of the stream."""
+    layout = LAYOUT_ANSWERING[stream.file_type]
+    return define_asset_job(
+        name=stream.confirmation_job_name,
+        description=(
+            f"Read one {layout.file_type} file from ESR's inbound location and record each {stream.record_noun}'s "
+            "outcome."
+        ),
+        selection=[confirmation],
+    )

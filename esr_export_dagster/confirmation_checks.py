@@ -15,23 +15,22 @@ from dagster import (
     AssetCheckResult,
     AssetChecksDefinition,
     AssetCheckSeverity,
+    AssetKey,
     AssetsDefinition,
     MetadataValue,
     asset_check,
 )
 from pymongo.database import Database
 
-from .assets import app_export_file, notification_export_file
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import LAYOUT_ANSWERING
 from .domain.esr_csv import parse_export_file_name
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, STREAMS, ExportStream
+from .domain.streams import STREAMS, ExportStream
 from .partitions import export_partition_key, export_partitions, run_dates_by_deanery
 from .resources import MongoDBResource
 from .storage.ledger import ESR_CONFIRMATIONS, ExportLedger
 
 CHECK_NAME = "esr_confirmed_every_file"
-_EXPORT_FILE_ASSETS = {APP_STREAM.file_type: app_export_file, NOTIFICATION_STREAM.file_type: notification_export_file}
 
 
 def partition_confirmations(
@@ -88,7 +87,7 @@ def evaluations_for_files(
         found = partition_confirmations(database, stream, {deanery: [run_date]}, deadline)
         evaluations.append(
             AssetCheckEvaluation(
-                asset_key=_EXPORT_FILE_ASSETS[file_type].key,
+                asset_key=AssetKey(stream.file_asset_name),
                 check_name=CHECK_NAME,
                 passed=not found["overdue"],
                 severity=AssetCheckSeverity.ERROR,
@@ -122,9 +121,3 @@ def build_confirmation_check(stream: ExportStream, export_file: AssetsDefinition
         )
 
     return esr_confirmed_every_file
-
-
-CONFIRMATION_CHECKS = [
-    build_confirmation_check(APP_STREAM, app_export_file),
-    build_confirmation_check(NOTIFICATION_STREAM, notification_export_file),
-]

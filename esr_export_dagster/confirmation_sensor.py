@@ -28,23 +28,28 @@ from dagster import (
 )
 
 from .alerts import AlertChannelsResource
-from .confirmation_assets import CONFIRMATION_JOB_BY_TYPE, CONFIRMATION_JOBS, ConfirmationFileConfig
+from .confirmation_assets import ConfirmationFileConfig
 from .confirmation_checks import confirmation_deadline, evaluations_for_files
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import (
     APC_FILE_TYPE,
+    LAYOUT_ANSWERING,
     UnreadableConfirmationError,
     parse_confirmation,
     parse_confirmation_file_name,
 )
 from .domain.delivery_url import DeliveryUrlError
+from .domain.streams import STREAMS
 from .resources import MongoDBResource, StaleRecordPolicyResource
 from .storage.confirmations import already_read, mark_alerted, record_unreadable, unalerted
 from .storage.delivery import DeliveryConfigurationError, DeliveryUnavailableError
 from .storage.ledger import unconfirmed_delivered_files
+from .stream_definitions import CONFIRMATION_JOBS
 
 CONFIRMATION_SENSOR_INTERVAL_SECONDS = 300
 _REANNOUNCE_AFTER = dt.timedelta(days=1)
+# The export stream whose files each confirmation file type answers (APC: APP, DCC: DNC).
+_STREAM_ANSWERED_BY = {LAYOUT_ANSWERING[stream.file_type].file_type: stream for stream in STREAMS}
 
 
 @dataclass
@@ -112,14 +117,14 @@ def esr_confirmation_sensor(context: SensorEvaluationContext, mongodb: MongoDBRe
                     )
                     cursor.seen[name] = sha256
                     continue
-                job, confirmation_asset = CONFIRMATION_JOB_BY_TYPE[file.file_type]
+                stream = _STREAM_ANSWERED_BY[file.file_type]
                 run_requests.append(
                     RunRequest(
                         run_key=f"{name}:{sha256}",
-                        job_name=job.name,
+                        job_name=stream.confirmation_job_name,
                         run_config={
                             "ops": {
-                                confirmation_asset.op.name: {
+                                stream.confirmation_asset_name: {
                                     "config": ConfirmationFileConfig(file_name=name, sha256=sha256).model_dump()
                                 }
                             }

@@ -4,29 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from dagster import ConfigurableResource, Definitions
+from dagster import ConfigurableResource, Definitions, FilesystemIOManager
 from dagster_msteams import MSTeamsResource
 
+from . import stream_definitions
 from .alerts import AlertChannelsResource, EsrSlackResource
-from .assets import EXPORT_ASSETS
-from .checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
-from .confirmation_assets import CONFIRMATION_ASSETS, CONFIRMATION_JOBS
-from .confirmation_checks import CONFIRMATION_CHECKS
 from .confirmation_sensor import esr_confirmation_alert_sensor, esr_confirmation_sensor
-from .delivery_checks import DELIVERY_CHECKS
 from .delivery_ops import resend_export_file
 from .delivery_resource import DeliveryResource
 from .delivery_sensor import undelivered_files_sensor
-from .io_managers import ExportIOManager
-from .jobs import EXPORT_JOBS
 from .resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     MongoDBResource,
     StaleRecordPolicyResource,
     WallClockResource,
 )
-from .schedules import daily_app_export_schedule, daily_notification_export_schedule
 from .sensors import export_run_failure_alert, stale_to_export_sensor
 from .settings import (
     CONFIRMATION_DEADLINE_HOURS,
@@ -50,17 +44,24 @@ from .settings import (
 )
 
 
-def default_resources() -> dict[str, ConfigurableResource]:
+def default_resources() -> dict[str, ConfigurableResource | FilesystemIOManager]:
     """The resources from the environment (settings.py): each field is the setting's EnvVar when set, resolved
     when a run builds its resources, else the setting's default."""
+    mongodb = MongoDBResource(uri=MONGODB_URI.required(), database=MONGODB_DATABASE.resource_value())
+    export_directory = ExportDirectoryResource(path=EXPORT_DIR.required())
+    export_policy = ExportPolicyResource(
+        notification_export_time_utc=NOTIFICATION_EXPORT_TIME_UTC.resource_value(),
+        sequence_scope=SEQUENCE_SCOPE.resource_value(),
+    )
     return {
-        "mongodb": MongoDBResource(uri=MONGODB_URI.required(), database=MONGODB_DATABASE.resource_value()),
-        "export_directory": ExportDirectoryResource(path=EXPORT_DIR.required()),
-        "export_policy": ExportPolicyResource(
-            notification_export_time_utc=NOTIFICATION_EXPORT_TIME_UTC.resource_value(),
-            sequence_scope=SEQUENCE_SCOPE.resource_value(),
-        ),
-        "io_manager": ExportIOManager(),
+        "mongodb": mongodb,
+        "export_directory": export_directory,
+        "export_policy": export_policy,
+        "exporter": ExporterResource(mongodb=mongodb, export_directory=export_directory, export_policy=export_policy),
+        # Dagster's stock IO manager, for what one op hands the next within a run (batch outcomes, file
+        # numbers, per-partition counts: ids and counts, no personal data). No asset stores a value: both
+        # report their partitions as materialization metadata.
+        "io_manager": FilesystemIOManager(),
         "wall_clock": WallClockResource(),
         "stale_policy": StaleRecordPolicyResource(ui_url=DAGSTER_UI_URL.resource_value()),
         "delivery": default_delivery(),
@@ -87,21 +88,24 @@ def default_delivery() -> DeliveryResource:
     )
 
 
-def build_definitions(resources: Mapping[str, ConfigurableResource]) -> Definitions:
+def build_definitions(resources: Mapping[str, ConfigurableResource | FilesystemIOManager]) -> Definitions:
     """The code location's contents with the given resources (tests point them at their own server)."""
-    return Definitions(
-        assets=[*EXPORT_ASSETS, *CONFIRMATION_ASSETS],
-        asset_checks=[*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS, *DELIVERY_CHECKS, *CONFIRMATION_CHECKS],
-        jobs=[*EXPORT_JOBS, resend_export_file, *CONFIRMATION_JOBS],
-        schedules=[daily_app_export_schedule, daily_notification_export_schedule],
-        sensors=[
-            stale_to_export_sensor,
-            export_run_failure_alert,
-            undelivered_files_sensor,
-            esr_confirmation_sensor,
-            esr_confirmation_alert_sensor,
-        ],
-        resources=dict(resources),
+    # The streams' Definitions are reached through their module, not imported: Dagster refuses a module
+    # with more than one Definitions object at its top level, and ``defs`` must be the only one here.
+    return Definitions.merge(
+        stream_definitions.APP_EXPORT,
+        stream_definitions.NOTIFICATION_EXPORT,
+        Definitions(
+            jobs=[resend_export_file],
+            sensors=[
+                stale_to_export_sensor,
+                export_run_failure_alert,
+                undelivered_files_sensor,
+                esr_confirmation_sensor,
+                esr_confirmation_alert_sensor,
+            ],
+            resources=dict(resources),
+        ),
     )
 
 

@@ -14,8 +14,7 @@ from dagster import (
 )
 from pymongo.database import Database
 
-from .assets import app_export_file, notification_export_file
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
+from .domain.streams import ExportStream
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import MongoDBResource
 from .storage.ledger import ExportLedger
@@ -68,9 +67,3 @@ def partition_deliveries(
                         }
                     )
     return delivered, undelivered
-
-
-DELIVERY_CHECKS = [
-    build_delivery_check(APP_STREAM, app_export_file),
-    build_delivery_check(NOTIFICATION_STREAM, notification_export_file),
-]

@@ -12,11 +12,18 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     Config,
+    ConfigurableIOManager,
+    DagsterInvariantViolationError,
+    ExecuteInProcessResult,
     Failure,
+    InputContext,
     MetadataValue,
     OpDefinition,
     OpExecutionContext,
+    Out,
+    OutputContext,
     TableColumn,
     TableRecord,
     TableSchema,
@@ -50,10 +57,45 @@ def _destination(delivery: DeliveryResource) -> Destination:
         raise Failure(description=f"Delivery is misconfigured: {error}", allow_retries=False) from None
 
 
+RUN_SUMMARY_IO_MANAGER_KEY = "run_summary_io_manager"
+
+
+class RunSummaryIOManager(ConfigurableIOManager):
+    """Hands the file asset's value, the run's per-partition summary, to the run's own caller and stores nothing.
+
+    The asset's partitions are its files, the file ledger and each materialization's metadata; the summary
+    only tells an in-process run's caller (``make run``, tests) what this run did, from its result. Storing
+    nothing is what lets one run cover many partitions (a single-run backfill) without an IO manager that
+    can store one value per partition, and it suits every executor, unlike Dagster's in-memory one.
+    """
+
+    def handle_output(self, context: OutputContext, obj: dict) -> None:
+        context.log.debug(f"{len(obj)} partition summary(ies) reported as metadata, not stored")
+
+    def load_input(self, context: InputContext) -> dict:
+        raise DagsterInvariantViolationError(
+            "An export file asset stores no value to load: read its materializations' metadata, or the file "
+            "ledger (exportFile)"
+        )
+
+
+def run_summary_of(result: ExecuteInProcessResult, stream: ExportStream) -> dict[str, dict]:
+    """What an in-process run of the stream's job did, per partition key (``make run`` prints it)."""
+    return result.asset_value(AssetKey(stream.file_asset_name))
+
+
 def build_delivery_op(stream: ExportStream) -> OpDefinition:
     """``deliver_<stream>_export_files``: after ``write_<stream>_export_files``, with the same retry policy."""
 
-    @op(name=f"deliver_{stream.name}_export_files", retry_policy=EXPORT_RETRY_POLICY)
+    @op(
+        name=f"deliver_{stream.name}_export_files",
+        retry_policy=EXPORT_RETRY_POLICY,
+        out=Out(
+            dict,
+            description="What this run did, per partition key: counts, file names, deliveries (no personal data).",
+            io_manager_key=RUN_SUMMARY_IO_MANAGER_KEY,
+        ),
+    )
     def deliver_export_files(
         context: AssetExecutionContext,
         summaries: dict,

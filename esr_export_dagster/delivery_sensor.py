@@ -23,14 +23,15 @@ from .delivery_resource import DeliveryResource
 from .domain.delivery_url import DeliveryUrlError
 from .domain.esr_csv import ExportFileName, parse_export_file_name
 from .domain.sensor_tick import FileAnnouncements, UndeliveredAlert, UndeliveredFilesCursor, plan_file_announcements
-from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import MongoDBResource, StaleRecordPolicyResource
 from .sensors import deliver_alerts
 from .settings import SENSOR_INTERVAL_SECONDS
 from .storage.deliverer import files_undelivered_since
+from .stream_definitions import EXPORT_JOBS
 
-_JOBS = {"APP": daily_app_export_job.name, "DNC": daily_notification_export_job.name}
+_JOBS = {"APP": APP_STREAM.job_name, "DNC": NOTIFICATION_STREAM.job_name}
 
 
 @sensor(

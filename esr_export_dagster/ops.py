@@ -10,7 +10,7 @@ import contextlib
 import datetime as dt
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from dagster import (
@@ -18,8 +18,10 @@ from dagster import (
     Backoff,
     Config,
     Failure,
+    In,
     Jitter,
     MetadataValue,
+    Nothing,
     OpDefinition,
     OpExecutionContext,
     RetryPolicy,
@@ -34,14 +36,7 @@ from .domain.deaneries import UnknownDeaneryError
 from .domain.past_start import RUN_CONFIG_FLAG
 from .domain.streams import ExportStream
 from .partitions import run_dates_by_deanery
-from .resources import (
-    ExportDirectoryResource,
-    ExportPolicyResource,
-    MongoDBResource,
-    WallClockResource,
-    build_exporter,
-)
-from .selection_frame import selections_from_frame
+from .resources import ExporterResource, WallClockResource
 from .storage.errors import ExportStateError
 from .storage.export_dir import ExportDirectoryError
 from .storage.exporter import Exporter, FileOutcome, OpenOutcome
@@ -115,21 +110,19 @@ class ExportRunConfig(Config):
 def _open_batches(
     context: OpExecutionContext,
     stream: ExportStream,
-    record_selection: Any,
-    mongodb: MongoDBResource,
-    export_directory: ExportDirectoryResource,
-    export_policy: ExportPolicyResource,
+    exporter_resource: ExporterResource,
     withhold_started_by: dt.date | None,
 ) -> list[OpenOutcome]:
     with retrying_transient_errors(context, "Opening the export batch"):
-        exporter = build_exporter(mongodb, export_policy, stream, export_directory)
-        exporter.settings = replace(exporter.settings, withhold_started_by=withhold_started_by)
+        exporter = exporter_resource.for_stream(stream, withhold_started_by)
         for note in exporter.prepare():
             context.log.warning(note)
-        selections = selections_from_frame(record_selection)
         outcomes = []
         for deanery, run_dates in run_dates_by_deanery(context).items():
-            outcome = exporter.open_batch(deanery, run_dates, context.run_id, selections.get(deanery))
+            # The records are read again here, not handed over from the selection asset: a plan is only
+            # accepted against the counter as it is now, so this asset is correct on its own
+            # (docs/export-protocol.md, "Why the file asset selects again").
+            outcome = exporter.open_batch(deanery, run_dates, context.run_id)
             for finished in outcome.finished_files:
                 context.log.warning(
                     f"{deanery}: finished {finished.name} ({finished.line_count} records), left open by an "
@@ -172,16 +165,15 @@ def build_export_ops(
 
     open_tags = {"kind": "mongodb"}
     open_name = f"open_{stream.name}_export_batches"
+    # Ordered after the selection asset (lineage, and a job's runs select first) without loading a value from it.
+    after_selection = {"record_selection": In(Nothing)}
     if stream.anchor_is_start_date:
 
-        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        @op(name=open_name, ins=after_selection, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
         def open_export_batches(
             context: OpExecutionContext,
             config: ExportRunConfig,
-            record_selection: Any,
-            mongodb: MongoDBResource,
-            export_directory: ExportDirectoryResource,
-            export_policy: ExportPolicyResource,
+            exporter: ExporterResource,
             wall_clock: WallClockResource,
         ) -> list[OpenOutcome]:
             """Freeze each deanery's files for this run, after finishing any batch an earlier run left open.
@@ -195,22 +187,14 @@ def build_export_ops(
                     "export_past_start is true: records whose trainee has already started go out in this run's "
                     "files (the trust confirmed it did not hire by hand)"
                 )
-            return _open_batches(
-                context, stream, record_selection, mongodb, export_directory, export_policy, withhold_started_by
-            )
+            return _open_batches(context, stream, exporter, withhold_started_by)
 
     else:
 
-        @op(name=open_name, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
-        def open_export_batches(
-            context: OpExecutionContext,
-            record_selection: Any,
-            mongodb: MongoDBResource,
-            export_directory: ExportDirectoryResource,
-            export_policy: ExportPolicyResource,
-        ) -> list[OpenOutcome]:
+        @op(name=open_name, ins=after_selection, retry_policy=EXPORT_RETRY_POLICY, tags=open_tags)
+        def open_export_batches(context: OpExecutionContext, exporter: ExporterResource) -> list[OpenOutcome]:
             """Freeze each deanery's files for this run, after finishing any batch an earlier run left open."""
-            return _open_batches(context, stream, record_selection, mongodb, export_directory, export_policy, None)
+            return _open_batches(context, stream, exporter, None)
 
     @op(
         name=f"allocate_{stream.name}_file_sequence",
@@ -221,9 +205,7 @@ def build_export_ops(
     def allocate_file_sequence(
         context: OpExecutionContext,
         opened: list[OpenOutcome],
-        mongodb: MongoDBResource,
-        export_directory: ExportDirectoryResource,
-        export_policy: ExportPolicyResource,
+        exporter: ExporterResource,
     ) -> list[NumberedBatch]:
         """Take the deanery's next file sequence numbers from ``counter``, one per planned file.
 
@@ -233,12 +215,12 @@ def build_export_ops(
         deanery reads the counter again and takes the next ones.
         """
         with retrying_transient_errors(context, "Allocating file sequence numbers"):
-            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+            stream_exporter = exporter.for_stream(stream)
             numbered = []
             for outcome in opened:
                 if outcome.batch_id is None:
                     continue
-                batch = exporter.allocate_sequence(outcome.deanery, outcome.batch_id)
+                batch = stream_exporter.allocate_sequence(outcome.deanery, outcome.batch_id)
                 files = batch.files
                 context.log.info(
                     f"{outcome.deanery}: {stream.file_type} sequence numbers {files[0].sequence}..{files[-1].sequence} "
@@ -259,16 +241,14 @@ def build_export_ops(
         context: AssetExecutionContext,
         opened: list[OpenOutcome],
         numbered: list[NumberedBatch],
-        mongodb: MongoDBResource,
-        export_directory: ExportDirectoryResource,
-        export_policy: ExportPolicyResource,
+        exporter: ExporterResource,
     ) -> dict[str, dict]:
         """Write each numbered file atomically, mark its records EXPORTED, and close the deanery's batch."""
         with retrying_transient_errors(context, "Writing the export files"):
-            exporter = build_exporter(mongodb, export_policy, stream, export_directory)
+            stream_exporter = exporter.for_stream(stream)
             written: list[FileOutcome] = []
             for batch in numbered:
-                outcomes = exporter.write_batch(batch.deanery, batch.batch_id)
+                outcomes = stream_exporter.write_batch(batch.deanery, batch.batch_id)
                 for outcome in outcomes:
                     context.log.info(
                         f"{outcome.deanery}: wrote {outcome.name} with {outcome.line_count} records"
@@ -276,7 +256,7 @@ def build_export_ops(
                     )
                 written.extend(outcomes)
             # The materializations (one per partition) are reported by the delivery op after this one.
-            return summarise_partitions(context, exporter, opened, written)
+            return summarise_partitions(context, stream_exporter, opened, written)
 
     return ExportOps(open_export_batches, allocate_file_sequence, write_export_files)
 

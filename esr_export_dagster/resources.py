@@ -1,6 +1,7 @@
 """Resources: where the records live, where the files go, and the export's business policy."""
 
 import datetime as dt
+from dataclasses import replace
 
 from dagster import ConfigurableResource, Failure, InitResourceContext
 from pydantic import Field, PrivateAttr
@@ -139,18 +140,25 @@ class FixedClockResource(WallClockResource):
         return cls(at=dt.datetime.combine(run_date, DAILY_RUN_TIME_UTC, tzinfo=dt.UTC).isoformat())
 
 
-def build_exporter(
-    mongodb: MongoDBResource,
-    export_policy: ExportPolicyResource,
-    stream: ExportStream,
-    export_directory: ExportDirectoryResource | None = None,
-) -> Exporter:
-    return Exporter(
-        database=mongodb.get_database(),
-        directory=export_directory.directory() if export_directory is not None else None,
-        settings=export_policy.settings(stream),
-        stream=stream,
-    )
+class ExporterResource(ConfigurableResource):
+    """The export's steps (``storage/exporter.py``) over the records' MongoDB, the export directory and ESR's rules.
+
+    Every asset, op and check that exports or selects asks this one resource for the stream's exporter, so
+    the three settings it nests are configured once.
+    """
+
+    mongodb: MongoDBResource
+    export_directory: ExportDirectoryResource
+    export_policy: ExportPolicyResource
+
+    def for_stream(self, stream: ExportStream, withhold_started_by: dt.date | None = None) -> Exporter:
+        """The stream's exporter; ``withhold_started_by`` keeps records starting on or before it out of the files."""
+        return Exporter(
+            database=self.mongodb.get_database(),
+            directory=self.export_directory.directory(),
+            settings=replace(self.export_policy.settings(stream), withhold_started_by=withhold_started_by),
+            stream=stream,
+        )
 
 
 class StaleRecordPolicyResource(ConfigurableResource):

@@ -13,9 +13,8 @@ from dagster import (
 )
 
 from .domain.deaneries import DEANERIES
-from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, ExportStream
-from .domain.window import DAILY_RUN_TIME_UTC, NOTIFICATION_RUN_TIME_UTC
-from .jobs import daily_app_export_job, daily_notification_export_job
+from .domain.streams import ExportStream
+from .domain.window import NOTIFICATION_RUN_TIME_UTC
 from .partitions import DEANERY_TAG, export_partition_key
 from .settings import NOTIFICATION_EXPORT_TIME_UTC
 
@@ -33,7 +32,7 @@ def build_daily_export_schedule(
     """
 
     @schedule(
-        name=name or f"daily_{stream.name}_export_schedule",
+        name=name or stream.schedule_name,
         job_name=job_name,
         cron_schedule=cron_schedule,
         execution_timezone="UTC",
@@ -59,16 +58,4 @@ def build_daily_export_schedule(
 # read then, through the same EnvVar the runs' cut-off resolves (settings.py).
 NOTIFICATION_EXPORT_TIME = dt.time.fromisoformat(
     NOTIFICATION_EXPORT_TIME_UTC.load_value() or NOTIFICATION_RUN_TIME_UTC.strftime("%H:%M")
-)
-APP_EXPORT_CRON = daily_cron(DAILY_RUN_TIME_UTC)
-NOTIFICATION_EXPORT_CRON = daily_cron(NOTIFICATION_EXPORT_TIME)
-
-daily_app_export_schedule = build_daily_export_schedule(
-    daily_app_export_job.name, APP_STREAM, APP_EXPORT_CRON, f"Every day at {DAILY_RUN_TIME_UTC:%H:%M} UTC"
-)
-daily_notification_export_schedule = build_daily_export_schedule(
-    daily_notification_export_job.name,
-    NOTIFICATION_STREAM,
-    NOTIFICATION_EXPORT_CRON,
-    f"Every day at {NOTIFICATION_EXPORT_TIME:%H:%M} UTC (by default an hour after the APP export)",
 )

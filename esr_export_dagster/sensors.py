@@ -36,20 +36,21 @@ from .domain.stale_records import (
     classify_notifications,
     plan_announcements,
 )
-from .jobs import EXPORT_JOBS, daily_app_export_job, daily_notification_export_job
+from .domain.streams import APP_STREAM, NOTIFICATION_STREAM
 from .partitions import DEANERY_TAG, export_partition_key
 from .resources import ExportPolicyResource, MongoDBResource, StaleRecordPolicyResource
 from .settings import SENSOR_INTERVAL_SECONDS
 from .storage.stale_query import pending_notifications, pending_records
+from .stream_definitions import EXPORT_JOBS
 
 # Which job's partition a catch-up run for a finding's category re-materializes.
 _CATCH_UP_JOBS = {
-    OVERDUE: daily_app_export_job.name,
-    AT_RISK: daily_app_export_job.name,
-    LATE_NOTIFICATION: daily_notification_export_job.name,
+    OVERDUE: APP_STREAM.job_name,
+    AT_RISK: APP_STREAM.job_name,
+    LATE_NOTIFICATION: NOTIFICATION_STREAM.job_name,
     # Today's run sets undated records INVALID_DATA, naming the field: they stop waiting unseen.
-    UNDATED: daily_app_export_job.name,
-    UNDATED_NOTIFICATION: daily_notification_export_job.name,
+    UNDATED: APP_STREAM.job_name,
+    UNDATED_NOTIFICATION: NOTIFICATION_STREAM.job_name,
 }
 
 

@@ -20,6 +20,7 @@ from dagster import (
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
+    FilesystemIOManager,
     SensorDefinition,
     SensorResult,
     build_sensor_context,
@@ -30,16 +31,16 @@ from pymongo.database import Database
 
 from esr_export_dagster.alerts import AlertChannelsResource
 from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.delivery_ops import run_summary_of
 from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.sequence import SEQUENCE_SCOPES, SHARED_SCOPE, sequence_counter_id
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS
-from esr_export_dagster.io_managers import ExportIOManager
-from esr_export_dagster.jobs import export_file_asset, export_job
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import (
     ExportDirectoryResource,
+    ExporterResource,
     ExportPolicyResource,
     FixedClockResource,
     MongoDBResource,
@@ -179,11 +180,15 @@ class ExportHarness(RecordSeeder):
     def resources(
         self, uri: str | None = None, export_dir: Path | None = None, run_date: dt.date | None = None
     ) -> dict[str, Any]:
+        mongodb = MongoDBResource(uri=uri or self.uri, database=self.database.name)
+        export_directory = ExportDirectoryResource(path=str(export_dir or self.export_dir))
         return {
-            "mongodb": MongoDBResource(uri=uri or self.uri, database=self.database.name),
-            "export_directory": ExportDirectoryResource(path=str(export_dir or self.export_dir)),
+            "mongodb": mongodb,
+            "export_directory": export_directory,
             "export_policy": self.policy,
-            "io_manager": ExportIOManager(),
+            "exporter": ExporterResource(mongodb=mongodb, export_directory=export_directory, export_policy=self.policy),
+            # As in the code location: op outputs pickled under the instance's storage directory.
+            "io_manager": FilesystemIOManager(),
             "stale_policy": self.stale_policy,
             "alert_channels": self.alert_channels,
             "wall_clock": self.clock(run_date),
@@ -203,7 +208,10 @@ class ExportHarness(RecordSeeder):
         uri: str | None = None,
         export_dir: Path | None = None,
         export_past_start: bool = False,
+        assets: list[AssetKey] | None = None,
     ) -> ExecuteInProcessResult:
+        """The stream's daily job for one partition; ``assets``: only these of its assets, as the UI's
+        **Materialize selected…** runs them."""
         job = self.definitions(uri, export_dir, run_date).resolve_job_def(self.job_name)
         return job.execute_in_process(
             partition_key=export_partition_key(run_date, deanery),
@@ -211,6 +219,7 @@ class ExportHarness(RecordSeeder):
             tags={DEANERY_TAG: deanery},
             run_config=self.run_config(export_past_start),
             raise_on_error=False,
+            asset_selection=assets,
         )
 
     def run_range(
@@ -242,11 +251,11 @@ class ExportHarness(RecordSeeder):
 
     @property
     def job_name(self) -> str:
-        return export_job(self.stream).name
+        return self.stream.job_name
 
     @property
     def file_asset_key(self) -> AssetKey:
-        return export_file_asset(self.stream).key
+        return AssetKey(self.stream.file_asset_name)
 
     @property
     def scope(self) -> str:
@@ -296,8 +305,12 @@ class ExportHarness(RecordSeeder):
             return sensor(context)
 
     def summary_of(self, result: ExecuteInProcessResult) -> dict[str, Any]:
-        (summary,) = result.asset_value(self.file_asset_key).values()
+        (summary,) = self.run_summary(result).values()
         return summary
+
+    def run_summary(self, result: ExecuteInProcessResult) -> dict[str, dict[str, Any]]:
+        """What the run did, per partition key, as its delivery op reports it."""
+        return run_summary_of(result, self.stream)
 
     def file_name(self, deanery: str, run_date: dt.date, sequence: int) -> str:
         return export_file_name(deanery, self.stream.file_type, run_date, sequence)

@@ -15,7 +15,6 @@ from dagster import Definitions, definitions, in_process_executor
 
 from esr_export_dagster.definitions import build_definitions, default_resources
 from esr_export_dagster.domain.streams import APP_STREAM
-from esr_export_dagster.jobs import daily_app_export_job
 from esr_export_dagster.schedules import build_daily_export_schedule
 
 TEST_SCHEDULE_NAME = "daemon_test_app_export_schedule"
@@ -35,7 +34,7 @@ def daemon_test_location() -> Definitions:
         jobs=project.jobs,
         schedules=[
             build_daily_export_schedule(
-                daily_app_export_job.name, APP_STREAM, cron, "Once, during the test", name=TEST_SCHEDULE_NAME
+                APP_STREAM.job_name, APP_STREAM, cron, "Once, during the test", name=TEST_SCHEDULE_NAME
             )
         ],
         resources=project.resources,

@@ -15,6 +15,8 @@ import sys
 from dagster import DagsterInstance
 
 from esr_export_dagster.definitions import build_definitions, default_resources
+from esr_export_dagster.delivery_ops import run_summary_of
+from esr_export_dagster.domain.streams import STREAMS
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import FixedClockResource
 
@@ -33,7 +35,8 @@ def main(run_date: str, deanery: str, stream: str = "app") -> int:
         )
         if not result.success:
             return 1
-        (summary,) = result.output_for_node(f"{stream}_export_file.deliver_{stream}_export_files").values()
+        (export_stream,) = [s for s in STREAMS if s.name == stream]
+        (summary,) = run_summary_of(result, export_stream).values()
     print(json.dumps(summary, default=str))
     return 0
 

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import pickle
 from pathlib import Path
 
 import pytest
+from dagster import AssetKey, execute_job, reconstructable
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.partitions import export_partition_key, export_partitions
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
 
-from .conftest import ExportHarness
+from .conftest import QUIET_LOGS, ExportHarness
 from .invariants import assert_export_invariants, files_on_disk
+from .multiprocess_job import RUN_DATE_VARIABLE, daily_app_export_job
 
 pytestmark = pytest.mark.integration
 
@@ -60,19 +62,61 @@ def test_a_month_backfilled_in_one_run_equals_running_each_day_in_order(harness,
     assert_export_invariants(harness.database, harness.export_dir)
 
 
-def test_a_backfill_over_several_deaneries_is_one_run_with_one_stored_value_per_partition(harness):
+def test_a_backfill_over_several_deaneries_is_one_run_with_one_materialization_per_partition(harness):
     seed_month(harness, ("EOE", "EMD", "KSS"))
 
     result = harness.run_range(DAYS[0], DAYS[6], "EOE", "KSS")
 
     assert result.success
     assert_export_invariants(harness.database, harness.export_dir)
-    storage = Path(harness.instance.storage_directory())
+    partitions = sorted(f"{day.isoformat()}|{d}" for day in DAYS[:7] for d in ("EOE", "EMD", "KSS"))
     for asset in ("app_record_selection", "app_export_file"):
-        stored = sorted(p.relative_to(storage / asset).as_posix() for p in (storage / asset).rglob("*") if p.is_file())
-        assert stored == sorted(f"{day.isoformat()}/{d}" for day in DAYS[:7] for d in ("EOE", "EMD", "KSS"))
-    summary = pickle.loads((storage / "app_export_file" / "2021-07-03" / "EMD").read_bytes())
+        records = harness.instance.fetch_materializations(AssetKey(asset), limit=100).records
+        # Exactly one materialization per partition, each holding that partition's own facts.
+        assert sorted(r.partition_key for r in records) == partitions
+        for record in records:
+            run_date, deanery = record.partition_key.split("|")
+            metadata = record.asset_materialization.metadata
+            assert metadata["eligibility_window"].value == "D + 2 days <= startDate < D + 13 weeks"
+            if asset == "app_export_file":
+                names = [row.data["file"] for row in metadata["files"].records]
+                assert all(f"_{deanery}_APP_{run_date.replace('-', '')}_" in name for name in names)
+    summary = harness.run_summary(result)["2021-07-03|EMD"]
     assert summary["deanery"] == "EMD" and summary["run_date"] == "2021-07-03"
+    assert sorted(harness.run_summary(result)) == partitions
+
+
+def test_a_single_run_backfill_with_each_step_in_its_own_process_exports_and_reports_every_partition(
+    harness, monkeypatch
+):
+    """As the daemon runs a backfill launched from the UI: the multiprocess executor, values between steps
+    stored by Dagster's own IO manager, no asset value stored."""
+    seed_month(harness, ("EOE", "EMD"))
+    for name, value in {**harness.subprocess_env(), RUN_DATE_VARIABLE: DAYS[0].isoformat()}.items():
+        monkeypatch.setenv(name, value)
+
+    with execute_job(
+        reconstructable(daily_app_export_job),
+        instance=harness.instance,
+        tags={
+            ASSET_PARTITION_RANGE_START_TAG: str(export_partition_key(DAYS[0], "EOE")),
+            ASSET_PARTITION_RANGE_END_TAG: str(export_partition_key(DAYS[2], "EMD")),
+        },
+        run_config=QUIET_LOGS,
+    ) as result:
+        assert result.success
+
+    assert_export_invariants(harness.database, harness.export_dir)
+    partitions = sorted(f"{day.isoformat()}|{d}" for day in DAYS[:3] for d in ("EOE", "EMD"))
+    for asset in ("app_record_selection", "app_export_file"):
+        records = harness.instance.fetch_materializations(AssetKey(asset), limit=100).records
+        assert sorted(r.partition_key for r in records) == partitions
+    exported = harness.database[APP_RECORDS].count_documents({"status": "EXPORTED"})
+    reported = sum(
+        r.asset_materialization.metadata["exported_records"].value
+        for r in harness.instance.fetch_materializations(AssetKey("app_export_file"), limit=100).records
+    )
+    assert exported == reported > 0
 
 
 class harness_copy:

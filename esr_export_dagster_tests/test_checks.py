@@ -157,9 +157,11 @@ def test_a_growing_number_of_invalid_records_warns(harness):
 
 
 def test_every_check_name_fits_the_ui_and_every_description_says_what_to_do():
-    from esr_export_dagster.checks import APP_EXPORT_CHECKS, NOTIFICATION_EXPORT_CHECKS
+    from esr_export_dagster.checks import build_export_checks, no_notifications_left_behind, no_record_past_start
+    from esr_export_dagster.domain.streams import STREAMS
 
-    for checks in (*APP_EXPORT_CHECKS, *NOTIFICATION_EXPORT_CHECKS):
+    stream_checks = [check for s in STREAMS for check in build_export_checks(s, s.file_asset_name)]
+    for checks in (no_record_past_start, no_notifications_left_behind, *stream_checks):
         for spec in checks.check_specs:
             assert len(spec.name) <= 30, spec.name
             assert "What to do" in spec.description, spec.name

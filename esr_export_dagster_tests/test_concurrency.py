@@ -6,19 +6,17 @@ from __future__ import annotations
 import datetime as dt
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 
 import pytest
 from dagster import (
-    AssetSelection,
     DagsterInstance,
     Definitions,
     ExecuteInProcessResult,
     JobDefinition,
     build_schedule_context,
-    define_asset_job,
 )
 
-from esr_export_dagster.assets import build_export_assets
 from esr_export_dagster.definitions import defs
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.esr_csv import parse_export_file_name
@@ -26,6 +24,7 @@ from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER
+from esr_export_dagster.stream_definitions import APP_EXPORT_SPEC, build_export_stream_definitions
 
 from . import kill_points
 from .conftest import QUIET_LOGS, each_scope, failure_message, wait_all
@@ -59,7 +58,6 @@ def test_overlapping_partitions_of_one_deanery_running_together_export_each_reco
 # The 2021 contention: the APP schedule's 13:00 tick, every deanery at once, all taking numbers from the one
 # shared counter document, as the legacy exporter did.
 TICK = dt.datetime(2021, 7, 31, 13, 0, tzinfo=dt.UTC)
-NO_RETRY = "no retry policy on the counter op"
 
 
 def tick_partitions(tick: dt.datetime) -> list[tuple[dt.date, str]]:
@@ -97,12 +95,9 @@ def contention_job(harness, uri: str, retry: bool) -> JobDefinition:
     """The real daily APP job against ``uri``; without ``retry``, its counter op carries no retry policy."""
     if retry:
         return harness.definitions(uri=uri, run_date=TICK.date()).resolve_job_def("daily_app_export_job")
-    selection, export_file = build_export_assets(APP_STREAM, NO_RETRY, NO_RETRY, allocation_retry_policy=None)
-    job = define_asset_job("daily_app_export_job", selection=AssetSelection.assets(selection, export_file))
-    definitions = Definitions(
-        assets=[selection, export_file], jobs=[job], resources=harness.resources(uri, None, TICK.date())
-    )
-    return definitions.resolve_job_def("daily_app_export_job")
+    without_retry = build_export_stream_definitions(replace(APP_EXPORT_SPEC, allocation_retry_policy=None))
+    definitions = Definitions.merge(without_retry, Definitions(resources=harness.resources(uri, None, TICK.date())))
+    return definitions.resolve_job_def(APP_STREAM.job_name)
 
 
 def add_late_starters(harness) -> dict[str, list[int]]:

@@ -7,6 +7,8 @@ import os
 import subprocess
 import sys
 import time
+import tomllib
+from pathlib import Path
 
 import pytest
 
@@ -35,6 +37,29 @@ def test_the_code_location_loads_without_touching_mongodb():
     )
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert time.monotonic() - started < 60
+
+
+def test_the_code_location_loads_as_dagsters_own_tools_load_it(tmp_path):
+    # The code server loads the module by name and refuses one holding more than one Definitions object at
+    # its top level: importing ``defs`` in Python does not show that, `dagster dev` and the daemon do.
+    module = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["dagster"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ESR_", "DAGSTER_"))}
+    env.update(
+        ESR_MONGODB_URI=f"mongodb://127.0.0.1:{free_port()}/",
+        ESR_EXPORT_DIR=str(tmp_path / "export"),
+        DAGSTER_HOME=str(tmp_path),
+        PYTHONPATH=str(PROJECT_ROOT),
+    )
+    validated = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "definitions", "validate", "-m", module["module_name"]],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert validated.returncode == 0, validated.stderr[-2000:]
+    assert "Validation successful" in validated.stderr + validated.stdout
 
 
 def test_the_assets_share_a_date_by_deanery_partition_grid():

@@ -20,7 +20,7 @@ from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH
 from esr_export_dagster.storage.ledger import unpack_record_ids
 
 from . import kill_points
-from .conftest import each_scope, each_stream
+from .conftest import each_scope, each_stream, failure_message
 from .delivery_invariants import FolderDrop, assert_every_file_delivered_once
 from .invariants import file_placements, files_on_disk
 from .wire_proxy import Rule
@@ -49,6 +49,23 @@ def test_eligible_records_are_exported_once_into_a_numbered_file(harness):
         assert isinstance(document["exportedAt"], dt.datetime)
     harness.assert_invariants()
     assert_every_file_delivered_once(harness.database, harness.export_dir, harness.stream, FolderDrop(harness.drop_dir))
+
+
+@each_stream
+def test_the_file_asset_materialized_alone_exports_what_the_whole_job_would(harness):
+    """The README's **Materialize selected…** on the file asset: its selection was never materialized, and
+    the day's file still carries every eligible record, once."""
+    records = harness.add_due("WES", RUN_DATE, count=3)
+    harness.add_not_yet_due("WES", RUN_DATE)
+
+    result = harness.run(RUN_DATE, "WES", assets=[harness.file_asset_key])
+
+    assert result.success, failure_message(result)
+    assert not result.asset_materializations_for_node(harness.stream.selection_asset_name)
+    name = harness.file_name("WES", RUN_DATE, 1)
+    assert harness.summary_of(result)["files_written_by_this_run"] == [name]
+    assert sorted(file_placements(harness.export_dir / name)) == sorted(harness.reference(r) for r in records)
+    harness.assert_invariants()
 
 
 @each_stream

@@ -51,7 +51,7 @@ from esr_export_dagster.storage.collections import APP_RECORDS
 
 from .conftest import ExportHarness, failure_message
 from .invariants import assert_export_invariants
-from .test_personal_data import _appears, _stored_selections, personal_values
+from .test_personal_data import _appears, _stored_outputs, personal_values
 
 pytestmark = pytest.mark.integration
 
@@ -442,8 +442,8 @@ def test_a_partition_of_hostile_records_ends_each_record_exported_once_invalid_w
             harness = ExportHarness(uri=mongo_uri, database=database, export_dir=scratch / "export", instance=instance)
             with collected_python_logs() as python_logs:
                 result = harness.run(RUN_DATE, DEANERY)
-            selections = _stored_selections(harness)
-            assert selections or not result.success, "the run's stored selection was not found in Dagster's storage"
+            stored_outputs = _stored_outputs(harness)
+            assert stored_outputs or not result.success, "the run's op outputs were not found in Dagster's storage"
             outcome = RunOutcome(
                 success=result.success,
                 failure=failure_message(result),
@@ -452,7 +452,7 @@ def test_a_partition_of_hostile_records_ends_each_record_exported_once_invalid_w
                         serialize_value(entry) for entry in instance.all_logs(result.run_id)
                     ),
                     "python logging": "\n".join(python_logs),
-                    "stored selections": "\n".join(selections),
+                    "stored op outputs": "\n".join(stored_outputs),
                     "asset output": serialize_value(harness.summary_of(result)) if result.success else "",
                 },
             )

@@ -22,9 +22,9 @@ from dagster_postgres import DagsterPostgresStorage
 from dagster_postgres.utils import pg_url_from_config
 
 from esr_export_dagster.definitions import defs
-from esr_export_dagster.jobs import EXPORT_JOBS
 from esr_export_dagster.ops import FILE_SEQUENCE_POOL
 from esr_export_dagster.partitions import DEANERY_LIMITED_TAGS, DEANERY_TAG, PARTITION_DEANERY_TAG
+from esr_export_dagster.stream_definitions import EXPORT_JOBS
 
 from .conftest import PROJECT_ROOT
 

@@ -89,16 +89,16 @@ def test_a_full_days_export_leaks_no_personal_value(harness, caplog, capfd):
     assert any(_appears(secret, exported_text) for secret in secrets)  # the files do carry them, as they must
     event_log = [serialize_value(entry) for r in results for entry in harness.instance.all_logs(r.run_id)]
     captured = capfd.readouterr()
-    stored_selections = _stored_selections(harness)
+    stored_outputs = _stored_outputs(harness)
     outputs = [serialize_value(r.asset_value(harness.file_asset_key)) for r in results]
     haystacks = {
         "dagster event log": "\n".join(event_log),
         "python logging": "\n".join(record.getMessage() for record in caplog.records),
         "stdout/stderr": captured.out + captured.err,
-        "stored selections": "\n".join(stored_selections),
+        "stored op outputs": "\n".join(stored_outputs),
         "asset outputs": "\n".join(outputs),
     }
-    assert stored_selections, "the selections were not found in Dagster's storage"
+    assert stored_outputs, "the run's op outputs were not found in Dagster's storage"
     for where, text in haystacks.items():
         leaked = sorted(secret for secret in secrets if _appears(secret, text))
         assert not leaked, f"personal values in the {where}: {len(leaked)} found"
@@ -172,6 +172,12 @@ def _appears(secret: str, text: str) -> bool:
     return secret in text and re.search(rf"(?<!\w)(?<!\d\.){re.escape(secret)}(?!\w)", text) is not None
 
 
-def _stored_selections(harness) -> list[str]:
-    root = Path(harness.instance.storage_directory()) / f"{harness.stream.name}_record_selection"
-    return [pickle.loads(path.read_bytes()).to_csv() for path in root.rglob("*") if path.is_file()]
+def _stored_outputs(harness) -> list[str]:
+    """Every value Dagster's IO manager pickled under the instance's storage directory (the ops' outputs)."""
+    root = Path(harness.instance.storage_directory())
+    return [repr(pickle.loads(path.read_bytes())) for path in root.rglob("*") if path.is_file() and _pickled(path)]
+
+
+def _pickled(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(1) == pickle.PROTO

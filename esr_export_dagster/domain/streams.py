@@ -51,6 +51,35 @@ class ExportStream:
     def counter_id(self, deanery: str) -> str:
         return counter_id(self.file_type, deanery)
 
+    @property
+    def selection_asset_name(self) -> str:
+        """The asset that reports, per partition, which records the day's file must carry."""
+        return f"{self.name}_record_selection"
+
+    @property
+    def file_asset_name(self) -> str:
+        """The asset whose partitions are the deanery-day's files, written, marked and delivered."""
+        return f"{self.name}_export_file"
+
+    @property
+    def job_name(self) -> str:
+        """The job that materializes both assets of one partition (or a range of them)."""
+        return f"daily_{self.name}_export_job"
+
+    @property
+    def schedule_name(self) -> str:
+        return f"daily_{self.name}_export_schedule"
+
+    @property
+    def confirmation_asset_name(self) -> str:
+        """The asset whose materializations are ESR's confirmation files answering this stream's files."""
+        return f"{self.name}_esr_confirmation"
+
+    @property
+    def confirmation_job_name(self) -> str:
+        """The job that reads one confirmation file."""
+        return f"read_{self.name}_esr_confirmation"
+
 
 APP_STREAM = ExportStream(
     file_type=APP_FILE_TYPE,

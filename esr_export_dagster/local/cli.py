@@ -209,11 +209,11 @@ def confirmation_line(asset: str, total: Mapping[str, Any]) -> str:
 
 def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStream, run_date: dt.date) -> int:
     """Every deanery's partition of one stream's job, as the schedule launches them; returns the failures."""
+    from ..delivery_ops import run_summary_of
     from ..domain.deaneries import DEANERIES
-    from ..jobs import export_file_asset, export_job
     from ..partitions import DEANERY_TAG, export_partition_key
 
-    job = defs.resolve_job_def(export_job(stream).name)
+    job = defs.resolve_job_def(stream.job_name)
     failures = 0
     demo_check_failed = False
     export_dir = Path(os.environ["ESR_EXPORT_DIR"])
@@ -231,7 +231,7 @@ def _run_stream(defs: Definitions, instance: DagsterInstance, stream: ExportStre
             failures += 1
             print(f"  {deanery}: FAILED (run {result.run_id}; open it in `make dev` for the error)")
             continue
-        (summary,) = result.asset_value(export_file_asset(stream).key).values()
+        (summary,) = run_summary_of(result, stream).values()
         failed_checks = [e.check_name for e in result.get_asset_check_evaluations() if not e.passed]
         demo_check_failed |= DEMO_FAILED_CHECK in failed_checks
         unexpected = [name for name in failed_checks if name != DEMO_FAILED_CHECK]
