@@ -18,7 +18,7 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from dagster import DagsterInstance, job, op
+from dagster import DagsterEventType, DagsterInstance, JobDefinition, job, op
 from pymongo import MongoClient
 
 from esr_export_dagster.domain.deaneries import DEANERIES
@@ -42,11 +42,21 @@ def empty_job() -> None:
     do_nothing()
 
 
-@job
-def eight_empty_steps() -> None:
-    """As many steps as one partition's export run has (two assets and six checks), each doing nothing."""
-    for n in range(8):
-        do_nothing.alias(f"do_nothing_{n}")()
+def empty_steps(count: int) -> JobDefinition:
+    """A job of ``count`` steps, each doing nothing: the Dagster floor of a run with as many steps."""
+
+    @job(name=f"empty_steps_{count}")
+    def steps() -> None:
+        for n in range(count):
+            do_nothing.alias(f"do_nothing_{n}")()
+
+    return steps
+
+
+def step_count(instance: DagsterInstance) -> int:
+    """The steps the most recent run started."""
+    run_id = instance.get_run_records(limit=1)[0].dagster_run.run_id
+    return len(instance.get_records_for_run(run_id, of_type=DagsterEventType.STEP_START).records)
 
 
 def main() -> None:
@@ -83,15 +93,17 @@ def main() -> None:
         # One of each first, not counted: imports and first connections.
         empty(0)
         nothing_eligible(arguments.pairs)
+        as_many_steps = empty_steps(step_count(instance))
         results = alternate_pairs(arguments.pairs, lambda n: None, empty, nothing_eligible)
-        eight = [
-            timed(lambda _: eight_empty_steps.execute_in_process(instance=instance, run_config=QUIET_LOGS), n)
+        same_steps = [
+            timed(lambda _: as_many_steps.execute_in_process(instance=instance, run_config=QUIET_LOGS), n)
             for n in range(arguments.pairs)
         ]
         client.drop_database(DATABASE)
     print(f"empty Dagster run: median {statistics.median(f for f, _ in results):.2f} s")
     print(
-        f"empty Dagster run of eight empty steps (as many as the export's run): median {statistics.median(eight):.2f} s"
+        f"empty Dagster run of {len(as_many_steps.graph.nodes)} empty steps (as many as the export's "
+        f"run): median {statistics.median(same_steps):.2f} s"
     )
     print(f"run with nothing eligible: median {statistics.median(e for _, e in results):.2f} s")
     print(f"ratio = {statistics.median(e / f for f, e in results):.2f}")
