@@ -366,16 +366,21 @@ class Exporter:
         if state == FILE_WRITING:
             state = self._refuse_taken_name(batch, file)
         staged = None
+        rendered = None
         if state == FILE_WRITING:
             # The bytes the file will almost surely hold, on disk before any record changes: a full or failing
             # disk stops the file here, with every one of its records still waiting.
             qualifying = self._still_qualifying(batch, file)
-            staged = self.export_directory.stage(
-                file.name, self.stream.render_file(_in_plan_order(file, qualifying))[0]
-            )
+            staged_render = self.stream.render_file(_in_plan_order(file, qualifying))
+            staged = self.export_directory.stage(file.name, staged_render[0])
             try:
                 self._mark_for_file(batch, file)
-                documents = self._set_aside_invalid(file, self._marked_for(file))
+                marked = self._marked_for(file)
+                if _same_records(qualifying, marked):
+                    # Marked exactly as staged: valid (staged records are), and the same bytes.
+                    documents, rendered = marked, staged_render
+                else:
+                    documents = self._set_aside_invalid(file, marked)
                 self.ledger.record_file_marked(file)
             except BaseException:
                 self.export_directory.discard(staged)
@@ -383,7 +388,7 @@ class Exporter:
         else:
             documents = self._marked_for(file)
         lines = _in_plan_order(file, documents)
-        content, report = self.stream.render_file(lines)
+        content, report = rendered or self.stream.render_file(lines)
         if staged is None or staged.content != content:
             # A record changed between the two reads (or an earlier attempt marked them): the marks decide.
             if staged is not None:
@@ -536,6 +541,21 @@ class Exporter:
             return documents
         self.records.bulk_write(updates, ordered=False)
         return {record_id: document for record_id, document in documents.items() if record_id not in set_aside}
+
+
+# What marking changes on a record; nothing a line is rendered from or a record is validated on.
+_MARK_FIELDS = frozenset({"status", "exportedFileName", "exportedAt", CLAIMED_BY})
+
+
+def _same_records(staged: Mapping[Hashable, Mapping[str, Any]], marked: Mapping[Hashable, Mapping[str, Any]]) -> bool:
+    """The records marked are the ones staged, unchanged but for the mark itself."""
+    if staged.keys() != marked.keys():
+        return False
+    return all(
+        {k: v for k, v in marked[record_id].items() if k not in _MARK_FIELDS}
+        == {k: v for k, v in document.items() if k not in _MARK_FIELDS}
+        for record_id, document in staged.items()
+    )
 
 
 def _in_plan_order(file: BatchFile, documents: Mapping[Hashable, Mapping[str, Any]]) -> list[Mapping[str, Any]]:
