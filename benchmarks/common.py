@@ -78,7 +78,8 @@ def export_settings(uri: str, database: str, export_dir: Path) -> Iterator[None]
     """The code location's settings (ESR_MONGODB_URI, ...) pointed at one benchmark database and its folders,
     for the runs made inside: the resources read them when a run starts, as in production."""
     drop = export_dir.parent / f"{export_dir.name}-drop"
-    drop.mkdir(exist_ok=True)
+    if export_dir.is_dir():
+        drop.mkdir(exist_ok=True)
     settings = {
         "ESR_MONGODB_URI": uri,
         "ESR_MONGODB_DATABASE": database,
