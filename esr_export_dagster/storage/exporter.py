@@ -473,9 +473,10 @@ class Exporter:
         asks for the records claimed by the file that are still waiting, of the deanery and eligible on the
         file's date, all judged by MongoDB in the one update. (The local stand-in serves an id list beside a
         date range only by decoding every stored record in Python: about 0.3 ms per stored record for every
-        file, hours for a month's backfill; the claim and this mark are served in SQL.) A claim left on a
-        record that was not marked is removed; one left by a crash is harmless: only the file of that name
-        reads it, and its retry claims the same records again.
+        file, hours for a month's backfill; the claim and this mark are served in SQL.) When fewer records
+        are marked than claimed, every claim of the file still left is removed. One can remain (after a
+        crash, or on a record that left the queue while an earlier attempt held its claim) and is harmless:
+        only the file of that name reads it, and its retry claims the records still waiting again.
         """
         still_qualifies = self._qualifying_filter(batch, file)
         # Server time, and $currentDate rather than $set: the local stand-in stores a $set datetime on an
@@ -497,7 +498,7 @@ class Exporter:
             ).matched_count
             if marked < claimed:
                 self.records.update_many(
-                    {CLAIMED_BY: file.name, "status": TO_EXPORT},
+                    {CLAIMED_BY: file.name},
                     {"$unset": {CLAIMED_BY: ""}},
                     comment=protocol.MARK_RECORDS,
                 )
