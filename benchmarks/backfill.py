@@ -1,11 +1,17 @@
-"""A month's backfill of every deanery: how many runs, how long, and how that compares with one partition.
+"""A month's backfill of every deanery as one single-run backfill, against a plain-pymongo floor that does per
+partition what the export must, on an identical copy of the data, on the same server, in one process.
 
-Run: .venv/bin/python -m benchmarks.backfill [--days 31] [--per-day 300]
-Seeds, for each of the 13 deaneries and each day of the month, `--per-day` records whose window opens that
-very day (start date = day + 13 weeks - 1 day), so every (day, deanery) partition exports exactly that many.
-Then launches the backfill as Dagster's single-run backfill policy does (one run over the date × deanery
-range) and times it; then times one partition's run on a copy of the data, for the ratio.
-Scheduling by the daemon is not included: test_ui_journey.py runs the same backfill through the daemon.
+Run (issue 17, benchmark (c)): PYTHONPATH=. .venv/bin/python -m benchmarks.backfill [--days 31] [--per-day 300] [--pairs 1]
+Seeds, for each of the 13 deaneries and each day of the month, ``--per-day`` records whose window opens that
+very day (start date = day + 13 weeks - 1 day), so every (day, deanery) partition exports exactly that many,
+into two fresh databases of the embedded stand-in (or ESR_BENCH_MONGODB_URI). Then times, the floor first in
+odd pairs and the export first in even ones:
+  floor:  per partition, day by day, one query for its eligible records, one CSV written and fsynced, one
+          bulk update marking them;
+  export: the code location's daily_app_export_job as Dagster's single-run backfill launches it, one run
+          over the date x deanery rectangle.
+Scheduling by the daemon is not included: test_ui_journey.py runs a backfill through the daemon.
+Prints the runs and files the export left, its peak RSS, and last the median ratio export/floor.
 """
 
 from __future__ import annotations
@@ -13,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import tempfile
-import time
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -22,17 +27,29 @@ from pymongo import MongoClient
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.local.demo_data import applicant_record
-from esr_export_dagster.partitions import export_partition_key
 from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
-from .common import QUIET_LOGS, benchmark_mongodb, export_job, peak_rss_mb, range_tags
+from .common import (
+    alternate_pairs,
+    benchmark_mongodb,
+    current_peak_rss_mb,
+    export_job,
+    export_settings,
+    floor_partition,
+    median_ratio,
+    reset_peak_rss,
+    single_run,
+    summary,
+)
 
 FIRST = dt.date(2021, 7, 1)
 
 
-def seed(client: MongoClient, name: str, days: list[dt.date], per_day: int) -> int:
-    client.drop_database(name)
-    ensure_indexes(client[name])
+def seed(client: MongoClient, names: list[str], days: list[dt.date], per_day: int) -> int:
+    """The same records, ids included, into each database; 10,000 at a time."""
+    for name in names:
+        client.drop_database(name)
+        ensure_indexes(client[name])
     placement = iter(range(1, 10_000_000))
     batch: list[dict] = []
     total = 0
@@ -47,65 +64,70 @@ def seed(client: MongoClient, name: str, days: list[dt.date], per_day: int) -> i
                         post_number=f"{deanery}/RGT00/{n % 60:03d}/FY1/001",
                     )
                 )
-            if len(batch) >= 10_000:
-                client[name][APP_RECORDS].insert_many(batch, ordered=False)
+            if len(batch) >= 10_000 or day == days[-1] and deanery == DEANERIES[-1]:
+                for name in names:
+                    client[name][APP_RECORDS].insert_many(batch, ordered=False)
                 total += len(batch)
                 batch = []
-    if batch:
-        client[name][APP_RECORDS].insert_many(batch, ordered=False)
-        total += len(batch)
     return total
 
 
-def run(uri: str, name: str, out: Path, first: str, last: str) -> tuple[float, int]:
-    job = export_job(uri, name, str(out), FIRST)
-    with DagsterInstance.ephemeral() as instance:
-        started = time.perf_counter()
-        result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last))
-        elapsed = time.perf_counter() - started
-        assert result.success
-        return elapsed, len(instance.get_run_records())
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=int, default=31)
     parser.add_argument("--per-day", type=int, default=300)
+    parser.add_argument("--pairs", type=int, default=1, help="pairs of floor and export, each on fresh data")
     arguments = parser.parse_args()
     days = [FIRST + dt.timedelta(days=n) for n in range(arguments.days)]
+    job = export_job(FIRST)
+    peaks: list[float] = []
+    left: list[tuple[int, int]] = []
     with benchmark_mongodb() as uri, MongoClient(uri) as client, tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        total = seed(client, "esr_bench_backfill", days, arguments.per_day)
-        seed(client, "esr_bench_one", days[:1], arguments.per_day)
+
+        def names(n: int) -> tuple[str, str]:
+            return f"esr_bench_backfill_floor_{n}", f"esr_bench_backfill_{n}"
+
+        def folder(name: str) -> Path:
+            path = Path(tmp) / name
+            path.mkdir(exist_ok=True)
+            return path
+
+        def prepare(n: int) -> None:
+            if n:
+                for name in names(n - 1):
+                    client.drop_database(name)
+            seed(client, list(names(n)), days, arguments.per_day)
+
+        def floor(n: int) -> None:
+            name = names(n)[0]
+            for day in days:
+                for deanery in DEANERIES:
+                    assert floor_partition(client[name][APP_RECORDS], deanery, day, folder(name)) == arguments.per_day
+            assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
+
+        def export(n: int) -> None:
+            name = names(n)[1]
+            reset_peak_rss()
+            with export_settings(uri, name, folder(name)), DagsterInstance.ephemeral() as instance:
+                single_run(job, instance, days[0], days[-1], DEANERIES)
+                runs = len(instance.get_run_records())
+            peaks.append(current_peak_rss_mb())
+            assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
+            left.append((runs, len(list(folder(name).glob("*.DAT")))))
+
+        partitions = len(days) * len(DEANERIES)
         print(
-            f"seeded {total:,} records ({arguments.days} days x {len(DEANERIES)} deaneries x {arguments.per_day}) "
-            f"in {time.perf_counter() - started:.1f} s"
+            f"backfill of {len(days)} days x {len(DEANERIES)} deaneries x {arguments.per_day} records "
+            f"({partitions * arguments.per_day:,} records, {partitions} partitions):",
+            flush=True,
         )
-        for path in ("backfill", "one"):
-            (Path(tmp) / path).mkdir()
-        whole, runs = run(
-            uri,
-            "esr_bench_backfill",
-            Path(tmp) / "backfill",
-            str(export_partition_key(days[0], DEANERIES[0])),
-            str(export_partition_key(days[-1], DEANERIES[-1])),
-        )
-        assert client["esr_bench_backfill"][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
-        files = len(list((Path(tmp) / "backfill").glob("*.DAT")))
-        one_key = str(export_partition_key(days[0], DEANERIES[0]))
-        single, _ = run(uri, "esr_bench_one", Path(tmp) / "one", one_key, one_key)
-        for name in ("esr_bench_backfill", "esr_bench_one"):
+        results = alternate_pairs(arguments.pairs, prepare, floor, export)
+        for name in names(arguments.pairs - 1):
             client.drop_database(name)
-    partitions = arguments.days * len(DEANERIES)
-    print(
-        f"backfill of {partitions} partitions: {runs} run(s) launched (goal <= 13), {files} files, "
-        f"{whole:.1f} s wall (goal < 60 s), {total / whole:,.0f} records/s"
-    )
-    print(
-        f"one partition's run: {single:.2f} s; the whole backfill took {whole / single:.1f}x one partition "
-        f"(running the {partitions} partitions one by one would take about {partitions * single:.0f} s)"
-    )
-    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB")
+    runs, files = left[-1]
+    print(summary(f"backfill of {partitions} partitions", results))
+    print(f"the export: {runs} run(s) launched (goal: one), {files} files written; peak RSS {max(peaks):.0f} MB")
+    print(f"ratio export/floor = {median_ratio(results):.2f}")
 
 
 if __name__ == "__main__":

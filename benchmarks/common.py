@@ -1,29 +1,32 @@
-"""Shared set-up for the benchmarks: a MongoDB to measure against, and bulk synthetic records."""
+"""Shared set-up for the benchmarks: a MongoDB to measure against, bulk synthetic records, the project's jobs
+pointed at a benchmark's database, the plain-pymongo floor, and pairs of floor and export timed in turn."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import datetime as dt
 import os
 import resource
+import statistics
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from bson import ObjectId
-from dagster import JobDefinition
+from dagster import DagsterInstance, JobDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pymongo.collection import Collection
 
-from esr_export_dagster.definitions import build_definitions
+from esr_export_dagster.definitions import build_definitions, default_resources
+from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
 from esr_export_dagster.local.mongo_server import LocalMongoServer
-from esr_export_dagster.resources import (
-    ExportDirectoryResource,
-    ExporterResource,
-    ExportPolicyResource,
-    FixedClockResource,
-    MongoDBResource,
-)
+from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
+from esr_export_dagster.resources import FixedClockResource
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+APP_JOB = "daily_app_export_job"
 
 
 @contextlib.contextmanager
@@ -54,25 +57,158 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def export_job(uri: str, database: str, export_dir: str, first_run_date: dt.date) -> JobDefinition:
-    """The project's job, with the code location's own resources pointed at the benchmark's database, and
-    the clock of the replayed first day, when none of the records has started yet."""
-    mongodb = MongoDBResource(uri=uri, database=database)
-    export_directory = ExportDirectoryResource(path=export_dir)
-    export_policy = ExportPolicyResource()
-    return build_definitions(
-        {
-            "mongodb": mongodb,
-            "export_directory": export_directory,
-            "export_policy": export_policy,
-            "exporter": ExporterResource(
-                mongodb=mongodb, export_directory=export_directory, export_policy=export_policy
-            ),
-            "wall_clock": FixedClockResource.scheduled_on(first_run_date),
-        }
-    ).resolve_job_def("daily_app_export_job")
+def reset_peak_rss() -> None:
+    """Starts the process's high-water mark of resident memory again from its current size (Linux), so that
+    the peak read afterwards is the export's, not the seeding's."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def current_peak_rss_mb() -> float:
+    """The high-water mark since the last reset_peak_rss (the whole process's life where it cannot be reset)."""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return peak_rss_mb()
+
+
+@contextlib.contextmanager
+def export_settings(uri: str, database: str, export_dir: Path) -> Iterator[None]:
+    """The code location's settings (ESR_MONGODB_URI, ...) pointed at one benchmark database and its folders,
+    for the runs made inside: the resources read them when a run starts, as in production."""
+    drop = export_dir.parent / f"{export_dir.name}-drop"
+    if export_dir.is_dir():
+        drop.mkdir(exist_ok=True)
+    settings = {
+        "ESR_MONGODB_URI": uri,
+        "ESR_MONGODB_DATABASE": database,
+        "ESR_EXPORT_DIR": str(export_dir),
+        "ESR_DELIVERY_DIR": str(drop),
+    }
+    previous = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def export_job(first_run_date: dt.date, job_name: str = APP_JOB) -> JobDefinition:
+    """The code location's job with its own resources (read from the settings, see export_settings) and the
+    clock of the replayed first day, when none of the records has started yet."""
+    with export_settings("mongodb://unused", "unused", Path(tempfile.gettempdir()) / "esr-bench-unused"):
+        # Built with every setting present, so that each resource field is the setting's EnvVar, read per run.
+        resources = {**default_resources(), "wall_clock": FixedClockResource.scheduled_on(first_run_date)}
+        return build_definitions(resources).resolve_job_def(job_name)
 
 
 def range_tags(first_partition: str, last_partition: str) -> dict[str, str]:
     """The tags a single-run backfill puts on its run: the date × deanery rectangle it covers."""
     return {ASSET_PARTITION_RANGE_START_TAG: first_partition, ASSET_PARTITION_RANGE_END_TAG: last_partition}
+
+
+def scheduled_runs(job: JobDefinition, instance: DagsterInstance, run_date: dt.date, deaneries: Sequence[str]) -> None:
+    """One one-partition run per deanery, tagged as the daily schedule tags them."""
+    for deanery in deaneries:
+        result = job.execute_in_process(
+            instance=instance,
+            run_config=QUIET_LOGS,
+            partition_key=export_partition_key(run_date, deanery),
+            tags={DEANERY_TAG: deanery},
+        )
+        assert result.success, deanery
+
+
+def single_run(
+    job: JobDefinition, instance: DagsterInstance, first: dt.date, last: dt.date, deaneries: Sequence[str]
+) -> None:
+    """One run over the date × deanery rectangle, as a single-run backfill launches it."""
+    first_key, last_key = (str(export_partition_key(d, n)) for d, n in ((first, deaneries[0]), (last, deaneries[-1])))
+    result = job.execute_in_process(instance=instance, run_config=QUIET_LOGS, tags=range_tags(first_key, last_key))
+    assert result.success
+
+
+def window_query(deanery: str, run_date: dt.date) -> dict:
+    """The eligible records of one deanery-day: TO_EXPORT, starting in [run date + 2 days, run date + 13 weeks)."""
+    return {
+        "deanery": deanery,
+        "status": TO_EXPORT,
+        "startDate": {
+            "$gte": dt.datetime.combine(run_date + dt.timedelta(days=2), dt.time.min),
+            "$lt": dt.datetime.combine(run_date + dt.timedelta(weeks=13), dt.time.min),
+        },
+    }
+
+
+def floor_partition(collection: Collection, deanery: str, run_date: dt.date, out: Path) -> int:
+    """The least any exporter must do for one deanery-day: one query for its eligible records, one CSV file
+    written and fsynced, one bulk update marking them; no plan, no ledger, no checks, no Dagster."""
+    ids = []
+    file_name = f"DE_{deanery}_APP_{run_date:%Y%m%d}_00000001.DAT"
+    with (out / file_name).open("w", newline="") as handle:
+        writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
+        for document in collection.find(window_query(deanery, run_date)):
+            ids.append(document["_id"])
+            applicant = document["applicant"]
+            writer.writerow(
+                [
+                    "APP",
+                    document["placementId"],
+                    document["positionId"],
+                    document["positionNumber"],
+                    document["deaneryPostNumber"],
+                    *(str(value) for value in applicant.values()),
+                ]
+            )
+        handle.flush()
+        os.fsync(handle.fileno())
+    if ids:
+        collection.update_many({"_id": {"$in": ids}}, {"$set": {"status": EXPORTED, "exportedFileName": file_name}})
+    return len(ids)
+
+
+def timed(action: Callable[[int], object], n: int) -> float:
+    started = time.perf_counter()
+    action(n)
+    return time.perf_counter() - started
+
+
+def alternate_pairs(
+    pairs: int, prepare: Callable[[int], None], floor: Callable[[int], None], export: Callable[[int], None]
+) -> list[tuple[float, float]]:
+    """Times ``pairs`` pairs of (floor, export), each pair on freshly prepared identical data, the floor first
+    in even pairs and the export first in odd ones, so that a change in the machine's load falls on both."""
+    results = []
+    for n in range(pairs):
+        prepare(n)
+        if n % 2 == 0:
+            floor_time = timed(floor, n)
+            export_time = timed(export, n)
+        else:
+            export_time = timed(export, n)
+            floor_time = timed(floor, n)
+        print(
+            f"  pair {n + 1}: floor {floor_time:7.2f} s, export {export_time:7.2f} s, ratio {export_time / floor_time:.2f}",
+            flush=True,
+        )
+        results.append((floor_time, export_time))
+    return results
+
+
+def median_ratio(results: Sequence[tuple[float, float]]) -> float:
+    return statistics.median(export / floor for floor, export in results)
+
+
+def summary(label: str, results: Sequence[tuple[float, float]]) -> str:
+    floors = [f for f, _ in results]
+    exports = [e for _, e in results]
+    ratios = sorted(e / f for f, e in results)
+    return (
+        f"{label}: floor median {statistics.median(floors):.2f} s, export median {statistics.median(exports):.2f} s, "
+        f"ratio median {median_ratio(results):.2f} (pairs: {', '.join(f'{r:.2f}' for r in ratios)})"
+    )

@@ -1,39 +1,54 @@
-"""Export throughput: the project's job against a plain-pymongo floor, on the same data, in one process.
+"""One day's export at a given size: the daily schedule's 13 one-partition runs against a plain-pymongo
+floor on an identical copy of the same data, on the same server, in one process, pair by pair.
 
-Run: .venv/bin/python -m benchmarks.export_throughput [--records 100000]
-Seeds N eligible records across the 13 deaneries for one run date into two identical databases of the
-embedded stand-in (or ESR_BENCH_MONGODB_URI), then times:
-  (a) the floor: per deanery, one query for the eligible records, one CSV written, one bulk update;
-  (b) the job: one run over that date's 13 partitions (as a single-run backfill launches it), and
-      13 one-partition runs (as the 13:00 schedule launches them).
-Prints (b)/(a) (goal <= 1.5) and the process's peak RSS (goal < 500 MB).
+Run (issue 17, benchmarks (a) and (b)):
+  PYTHONPATH=. .venv/bin/python -m benchmarks.export_throughput --per-deanery 300 --pairs 4    # (a), goal <= 2.0
+  PYTHONPATH=. .venv/bin/python -m benchmarks.export_throughput --per-deanery 1500 --pairs 2   # (a), goal <= 1.3
+  PYTHONPATH=. .venv/bin/python -m benchmarks.export_throughput --records 100000 --pairs 1     # (b), goal <= 1.2
+Each pair seeds the same eligible records (spread over the 13 deaneries and over the export window of one
+run date) into two fresh databases of the embedded stand-in (or ESR_BENCH_MONGODB_URI), then times, the floor
+first in odd pairs and the export first in even ones:
+  floor:  per deanery one query for the eligible records, one CSV written and fsynced, one bulk update;
+  export: the code location's daily_app_export_job, 13 one-partition runs as the 13:00 schedule launches
+          them (--single-run: one run over the 13 partitions, as a single-run backfill launches it).
+Prints each pair, the export's peak RSS, and last the median ratio export/floor.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
 import tempfile
-import time
 from pathlib import Path
 
 from dagster import DagsterInstance
 from pymongo import MongoClient
 
 from esr_export_dagster.domain.deaneries import DEANERIES
-from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
+from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.local.demo_data import applicant_record
-from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
-from .common import QUIET_LOGS, benchmark_mongodb, export_job, peak_rss_mb, range_tags
+from .common import (
+    alternate_pairs,
+    benchmark_mongodb,
+    current_peak_rss_mb,
+    export_job,
+    export_settings,
+    floor_partition,
+    median_ratio,
+    reset_peak_rss,
+    scheduled_runs,
+    single_run,
+    summary,
+)
 
 RUN_DATE = dt.date(2021, 7, 31)
 
 
-def seed(client: MongoClient, names: list[str], total: int) -> None:
-    records = [
+def day_records(total: int) -> list[dict]:
+    """``total`` eligible records for RUN_DATE, dealt to the 13 deaneries in turn, starting over 80 days."""
+    return [
         applicant_record(
             placement,
             DEANERIES[placement % len(DEANERIES)],
@@ -42,95 +57,70 @@ def seed(client: MongoClient, names: list[str], total: int) -> None:
         )
         for placement in range(1, total + 1)
     ]
+
+
+def seed(client: MongoClient, names: list[str], records: list[dict]) -> None:
     for name in names:
         client.drop_database(name)
         ensure_indexes(client[name])
-        for start in range(0, total, 10_000):
+        for start in range(0, len(records), 10_000):
             client[name][APP_RECORDS].insert_many(records[start : start + 10_000], ordered=False)
 
 
-def floor(client: MongoClient, name: str, out: Path) -> float:
-    """The least any exporter must do: read, write, mark; no plan, no ledger, no Dagster."""
-    collection = client[name][APP_RECORDS]
-    started = time.perf_counter()
-    for deanery in DEANERIES:
-        query = {
-            "deanery": deanery,
-            "status": TO_EXPORT,
-            "startDate": {
-                "$gte": dt.datetime.combine(RUN_DATE + dt.timedelta(days=2), dt.time.min),
-                "$lt": dt.datetime.combine(RUN_DATE + dt.timedelta(weeks=13), dt.time.min),
-            },
-        }
-        ids = []
-        file_name = f"DE_{deanery}_APP_{RUN_DATE:%Y%m%d}_00000001.DAT"
-        with (out / file_name).open("w", newline="") as handle:
-            writer = csv.writer(handle, quoting=csv.QUOTE_NONNUMERIC)
-            for document in collection.find(query):
-                ids.append(document["_id"])
-                applicant = document["applicant"]
-                writer.writerow(
-                    [
-                        "APP",
-                        document["placementId"],
-                        document["positionId"],
-                        document["positionNumber"],
-                        document["deaneryPostNumber"],
-                        *(str(value) for value in applicant.values()),
-                    ]
-                )
-        collection.update_many({"_id": {"$in": ids}}, {"$set": {"status": EXPORTED, "exportedFileName": file_name}})
-    return time.perf_counter() - started
-
-
-def job_runs(uri: str, name: str, out: Path, single_run: bool) -> float:
-    job = export_job(uri, name, str(out), RUN_DATE)
-    with DagsterInstance.ephemeral() as instance:
-        started = time.perf_counter()
-        if single_run:
-            first, last = (str(export_partition_key(RUN_DATE, d)) for d in (DEANERIES[0], DEANERIES[-1]))
-            assert job.execute_in_process(
-                instance=instance, run_config=QUIET_LOGS, tags=range_tags(first, last)
-            ).success
-        else:
-            for deanery in DEANERIES:
-                assert job.execute_in_process(
-                    instance=instance,
-                    run_config=QUIET_LOGS,
-                    partition_key=export_partition_key(RUN_DATE, deanery),
-                    tags={DEANERY_TAG: deanery},
-                ).success
-        return time.perf_counter() - started
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--records", type=int, default=100_000)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    size = parser.add_mutually_exclusive_group()
+    size.add_argument("--records", type=int, help="records in the day, over the 13 deaneries (default 100,000)")
+    size.add_argument("--per-deanery", type=int, help="records per deanery")
+    parser.add_argument("--pairs", type=int, default=1, help="pairs of floor and export, each on fresh data")
+    parser.add_argument("--single-run", action="store_true", help="one run over the 13 partitions")
     arguments = parser.parse_args()
-    names = ["esr_bench_floor", "esr_bench_job", "esr_bench_job13"]
+    total = arguments.per_deanery * len(DEANERIES) if arguments.per_deanery else arguments.records or 100_000
+    job = export_job(RUN_DATE)
+    peaks: list[float] = []
     with benchmark_mongodb() as uri, MongoClient(uri) as client, tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        seed(client, names, arguments.records)
+
+        def names(n: int) -> tuple[str, str]:
+            return f"esr_bench_floor_{n}", f"esr_bench_export_{n}"
+
+        def folder(name: str) -> Path:
+            path = Path(tmp) / name
+            path.mkdir(exist_ok=True)
+            return path
+
+        def prepare(n: int) -> None:
+            if n:
+                for name in names(n - 1):
+                    client.drop_database(name)
+            seed(client, list(names(n)), day_records(total))
+
+        def floor(n: int) -> None:
+            name = names(n)[0]
+            for deanery in DEANERIES:
+                floor_partition(client[name][APP_RECORDS], deanery, RUN_DATE, folder(name))
+            assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
+
+        def export(n: int) -> None:
+            name = names(n)[1]
+            reset_peak_rss()
+            with export_settings(uri, name, folder(name)), DagsterInstance.ephemeral() as instance:
+                if arguments.single_run:
+                    single_run(job, instance, RUN_DATE, RUN_DATE, DEANERIES)
+                else:
+                    scheduled_runs(job, instance, RUN_DATE, DEANERIES)
+            peaks.append(current_peak_rss_mb())
+            assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
+
+        how = "one run over 13 partitions" if arguments.single_run else "13 one-partition runs"
         print(
-            f"seeded {arguments.records:,} eligible records x {len(names)} databases in {time.perf_counter() - started:.1f} s"
+            f"{total:,} eligible records for {RUN_DATE} ({total // len(DEANERIES):,} per deanery), {how}:", flush=True
         )
-        outputs = [Path(tmp) / n for n in names]
-        for path in outputs:
-            path.mkdir()
-        a = floor(client, names[0], outputs[0])
-        b = job_runs(uri, names[1], outputs[1], single_run=True)
-        b13 = job_runs(uri, names[2], outputs[2], single_run=False)
-        for name in names:
-            assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0, name
+        results = alternate_pairs(arguments.pairs, prepare, floor, export)
+        for name in names(arguments.pairs - 1):
             client.drop_database(name)
-    print(f"(a) floor, plain pymongo:            {a:7.2f} s  ({arguments.records / a:,.0f} records/s)")
-    print(
-        f"(b) job, one run over 13 partitions: {b:7.2f} s  ({arguments.records / b:,.0f} records/s)  (b)/(a) = {b / a:.2f}  (goal <= 1.5)"
-    )
-    print(
-        f"    job, 13 one-partition runs:      {b13:7.2f} s  ({arguments.records / b13:,.0f} records/s)  ratio = {b13 / a:.2f}"
-    )
-    print(f"peak RSS of this process: {peak_rss_mb():.0f} MB (goal < 500 MB)")
+    print(summary(f"{total:,} records, {how}", results))
+    print(f"peak RSS during the export: {max(peaks):.0f} MB (whole process: the high-water mark since its reset)")
+    print(f"ratio export/floor = {median_ratio(results):.2f}")
 
 
 if __name__ == "__main__":

@@ -30,12 +30,20 @@ class MongoDBResource(ConfigurableResource):
     _client: MongoClient | None = PrivateAttr(default=None)
 
     def get_database(self) -> Database:
-        """The database, after proving the server answers; connects on first use, never at import."""
+        """The database; connects on first use, never at import, and proves then that the server answers.
+
+        Only the first use in a run pings: a server lost later fails the step on its next command anyway, and
+        a ping per step cost a round trip to every one of a run's eight steps.
+        """
         if self._client is None:
-            self._client = connect(self.uri, self.server_selection_timeout_ms)
-        database = self._client[self.database]
-        require_reachable(database, self.uri)
-        return database
+            client = connect(self.uri, self.server_selection_timeout_ms)
+            try:
+                require_reachable(client[self.database], self.uri)
+            except BaseException:
+                client.close()
+                raise
+            self._client = client
+        return self._client[self.database]
 
     def teardown_after_execution(self, context: InitResourceContext) -> None:
         if self._client is not None:

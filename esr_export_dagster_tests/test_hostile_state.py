@@ -19,6 +19,7 @@ from esr_export_dagster.domain.sequence import SHARED_SCOPE
 from esr_export_dagster.domain.stale_records import UNDATED, UNDATED_NOTIFICATION
 from esr_export_dagster.domain.streams import APP_STREAM
 from esr_export_dagster.storage.collections import COUNTER, EXPORT_BATCH, EXPORT_FILE
+from esr_export_dagster.storage.exporter import CLAIMED_BY
 
 from . import kill_points
 from .conftest import each_scope, each_stream, failure_message, wait_all
@@ -381,6 +382,8 @@ def test_records_withdrawn_moved_or_broken_while_a_run_writes_are_not_in_its_fil
     document = harness.records.find_one({"_id": broken["_id"]})
     assert document["status"] == INVALID_DATA and fields[0] in document["generationError"]
     assert "exportedFileName" not in document
+    # The claims the run put on the file's records before marking are gone from those it did not mark.
+    assert not [r["_id"] for r in harness.records.find({}) if CLAIMED_BY in r]
     harness.assert_invariants()
 
 

@@ -17,6 +17,8 @@ OPEN_BATCH = "esr-export:open-batch"
 NUMBER_BATCH = "esr-export:number-batch"
 # The file ledger's entry of a file, created before anything is written or marked.
 START_FILE = "esr-export:start-file"
+# The file's waiting records claimed with its name, just before they are marked.
+CLAIM_RECORDS = "esr-export:claim-records"
 # The records of a file marked EXPORTED with its name.
 MARK_RECORDS = "esr-export:mark-records"
 # The file ledger's note that the file's records are marked, before the file is published.
@@ -33,6 +35,7 @@ PROTOCOL_STEPS = (
     OPEN_BATCH,
     NUMBER_BATCH,
     START_FILE,
+    CLAIM_RECORDS,
     MARK_RECORDS,
     NOTE_FILE_MARKED,
     COMPLETE_FILE,
