@@ -5,7 +5,6 @@ run workers), all real processes, in one process group per daemon so that nothin
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import re
 import signal
@@ -26,10 +25,9 @@ from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, SCHEDULE_NAME_TAG,
 
 from esr_export_dagster.local.cli import stop_process_group
 from esr_export_dagster.partitions import DEANERY_TAG
-from esr_export_dagster.schedules import daily_cron
 
 from .conftest import PROJECT_ROOT, isolated_env
-from .daemon_location import TEST_SCHEDULE_CRON_VARIABLE, TEST_SCHEDULE_NAME
+from .daemon_location import TEST_SCHEDULE_CRON_FILE_VARIABLE, TEST_SCHEDULE_NAME
 from .postgres_cluster import PostgresCluster
 
 DEPLOY_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
@@ -52,17 +50,6 @@ TIMING_OVERRIDES = {
 # query over every run record of the tick.
 RUN_POLL_SECONDS = 1.0
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-# The daemon starts counting a schedule's ticks when its scheduler first sees it, a few seconds after
-# the daemon starts (about 5 s here); a tick due before that would never come. The margin leaves room
-# for a loaded 2-core CI machine.
-FIRST_TICK_MARGIN = dt.timedelta(seconds=30)
-
-
-def first_tick_after(now: dt.datetime) -> dt.datetime:
-    """The first whole minute at least FIRST_TICK_MARGIN after ``now``."""
-    earliest = now + FIRST_TICK_MARGIN
-    whole = earliest.replace(second=0, microsecond=0)
-    return whole if whole == earliest else whole + dt.timedelta(minutes=1)
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -109,6 +96,7 @@ class ProductionStack:
             ESR_DELIVERY_DIR=str(root / "esr-drop"),
             DAGSTER_HOME=str(self.dagster_home),
             PYTHONPATH=str(PROJECT_ROOT),
+            **{TEST_SCHEDULE_CRON_FILE_VARIABLE: str(root / "schedule.cron")},
             **self.postgres_env,
         )
         self.log = root / "daemon.log"
@@ -128,11 +116,8 @@ class ProductionStack:
         return self._instance
 
     def start_daemon(self) -> subprocess.Popen[bytes]:
-        """Start ``dagster-daemon run``. The first start fixes the schedule's one tick; a restarted daemon
-        loads the same cron, whose next tick is a day away."""
-        if TEST_SCHEDULE_CRON_VARIABLE not in self.env:
-            tick = first_tick_after(dt.datetime.now(dt.UTC))
-            self.env[TEST_SCHEDULE_CRON_VARIABLE] = daily_cron(tick.time())
+        """Start ``dagster-daemon run``. Its code server's first load fixes the schedule's one tick
+        (daemon_location.py); a restarted daemon loads the same cron, whose next tick is a day away."""
         daemon = Path(sys.executable).with_name("dagster-daemon")
         with self.log.open("ab") as log:
             process = subprocess.Popen(
