@@ -37,7 +37,7 @@ DEPLOY_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
 # launch waits until the run worker's new interpreter has imported Dagster and the project: on the 2-core
 # machines 13 launches one after another made most of a scenario's 4-5 minutes.) Every policy (storage, run
 # and tag limits, pools, run retries, run monitoring, retention) stays as deployed. The start timeout leaves
-# room for 4 run workers starting at once on a loaded machine.
+# room for 4 run workers starting at once on a loaded machine, which took over a minute.
 TIMING_OVERRIDES = {
     "run_monitoring": {"poll_interval_seconds": 2, "start_timeout_seconds": 120},
     "run_coordinator": {
@@ -46,6 +46,10 @@ TIMING_OVERRIDES = {
         "config": {"dequeue_interval_seconds": 1, "dequeue_use_threads": True, "dequeue_num_workers": 4},
     },
 }
+# A launch is a request to the code server that lasts until the run worker has started; Dagster gives up on
+# it after 60 s unless told otherwise (DAGSTER_GRPC_TIMEOUT_SECONDS), which 4 launches at once on a loaded
+# machine exceeded. As long as the start timeout: a launch still waiting then has failed anyway.
+LAUNCH_TIMEOUT_ENV = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "120"}
 # How often the test reads the runs from PostgreSQL while it waits: each read is a new connection and a
 # query over every run record of the tick.
 RUN_POLL_SECONDS = 1.0
@@ -97,6 +101,7 @@ class ProductionStack:
             DAGSTER_HOME=str(self.dagster_home),
             PYTHONPATH=str(PROJECT_ROOT),
             **{TEST_SCHEDULE_CRON_FILE_VARIABLE: str(root / "schedule.cron")},
+            **LAUNCH_TIMEOUT_ENV,
             **self.postgres_env,
         )
         self.log = root / "daemon.log"
