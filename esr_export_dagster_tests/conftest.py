@@ -7,7 +7,6 @@ import datetime as dt
 import json
 import os
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from esr_export_dagster.storage.ledger import CounterState, ExportLedger
 from .delivery_servers import MotoS3, SshServer, sshd_path
 from .postgres_cluster import PostgresCluster, throwaway_cluster
 from .postgres_cluster import unavailable_reason as postgres_unavailable_reason
+from .run_processes import RunProcess
 from .seeding import RecordSeeder
 from .wire_proxy import MongoFaultProxy
 
@@ -326,22 +326,13 @@ class ExportHarness(RecordSeeder):
             **self.delivery_env,
         )
 
-    def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> subprocess.Popen[str]:
-        """The job in a separate process, as a run worker would execute it."""
-        return subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "esr_export_dagster_tests.partition_runner",
-                run_date.isoformat(),
-                deanery,
-                self.stream.name,
-            ],
+    def start_subprocess_run(self, run_date: dt.date, deanery: str, uri: str | None = None) -> RunProcess:
+        """The job in a separate process, as a run worker would execute it (run_processes.py)."""
+        return RunProcess(
+            "esr_export_dagster_tests.partition_runner",
+            [run_date.isoformat(), deanery, self.stream.name],
             env=self.subprocess_env(uri),
             cwd=PROJECT_ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
         )
 
 
@@ -393,7 +384,7 @@ each_stream = pytest.mark.parametrize("harness", STREAMS, indirect=True, ids=[s.
 each_scope = pytest.mark.parametrize("sequence_scope", SEQUENCE_SCOPES, indirect=True)
 
 
-def wait_all(processes: Iterable[subprocess.Popen[str]], timeout: float = 180) -> list[dict[str, Any]]:
+def wait_all(processes: Iterable[RunProcess], timeout: float = 180) -> list[dict[str, Any]]:
     results = []
     for process in processes:
         out, err = process.communicate(timeout=timeout)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from esr_export_dagster.storage import protocol
 
+from .run_processes import RunProcess
 from .wire_proxy import Command, Rule, writes_to
 
 
@@ -46,7 +47,7 @@ records_delivery = ProtocolPoint(protocol.RECORD_DELIVERY)
 # Not a step: every write to the counters (opening, numbering, closing), for contention tests.
 counter_write = writes_to("counter")
 
-Run = subprocess.Popen[str] | Future | Callable[[], str | None]
+Run = RunProcess | subprocess.Popen[str] | Future | Callable[[], str | None]
 
 
 def point_name(rule: Rule) -> str:
@@ -55,7 +56,7 @@ def point_name(rule: Rule) -> str:
 
 def _ended(run: Run) -> str | None:
     """How ``run`` ended, or None while it is still going."""
-    if isinstance(run, subprocess.Popen):
+    if isinstance(run, RunProcess | subprocess.Popen):
         if run.poll() is None:
             return None
         _, err = run.communicate()

@@ -5,7 +5,6 @@ run workers), all real processes, in one process group per daemon so that nothin
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import os
 import re
 import signal
@@ -26,29 +25,35 @@ from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, SCHEDULE_NAME_TAG,
 
 from esr_export_dagster.local.cli import stop_process_group
 from esr_export_dagster.partitions import DEANERY_TAG
-from esr_export_dagster.schedules import daily_cron
 
 from .conftest import PROJECT_ROOT, isolated_env
-from .daemon_location import TEST_SCHEDULE_CRON_VARIABLE, TEST_SCHEDULE_NAME
+from .daemon_location import TEST_SCHEDULE_CRON_FILE_VARIABLE, TEST_SCHEDULE_NAME
 from .postgres_cluster import PostgresCluster
 
 DEPLOY_CONFIG = PROJECT_ROOT / "deploy" / "dagster.yaml"
-# The only keys in which the tests' instance differs from deploy/dagster.yaml, all of them timings: a
-# killed worker or a half-launched run must be noticed within a test's patience instead of 30 s / 3 min.
-# Every policy (storage, run and tag limits, pools, run retries, run monitoring, retention) stays as deployed.
-TIMING_OVERRIDES = {"run_monitoring": {"poll_interval_seconds": 2, "start_timeout_seconds": 60}}
+# The only keys in which the tests' instance differs from deploy/dagster.yaml, all of them about time: a
+# killed worker or a half-launched run must be noticed within a test's patience instead of 30 s / 3 min, and
+# queued runs are launched from 4 threads, checked every second, instead of one at a time every 5 s. (A
+# launch waits until the run worker's new interpreter has imported Dagster and the project: on the 2-core
+# machines 13 launches one after another made most of a scenario's 4-5 minutes.) Every policy (storage, run
+# and tag limits, pools, run retries, run monitoring, retention) stays as deployed. The start timeout leaves
+# room for 4 run workers starting at once on a loaded machine, which took over a minute.
+TIMING_OVERRIDES = {
+    "run_monitoring": {"poll_interval_seconds": 2, "start_timeout_seconds": 120},
+    "run_coordinator": {
+        "module": "dagster.core.run_coordinator",
+        "class": "QueuedRunCoordinator",
+        "config": {"dequeue_interval_seconds": 1, "dequeue_use_threads": True, "dequeue_num_workers": 4},
+    },
+}
+# A launch is a request to the code server that lasts until the run worker has started; Dagster gives up on
+# it after 60 s unless told otherwise (DAGSTER_GRPC_TIMEOUT_SECONDS), which 4 launches at once on a loaded
+# machine exceeded. As long as the start timeout: a launch still waiting then has failed anyway.
+LAUNCH_TIMEOUT_ENV = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "120"}
+# How often the test reads the runs from PostgreSQL while it waits: each read is a new connection and a
+# query over every run record of the tick.
+RUN_POLL_SECONDS = 1.0
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-# The daemon starts counting a schedule's ticks when its scheduler first sees it, a few seconds after
-# the daemon starts (about 5 s here); a tick due before that would never come. The margin leaves room
-# for a loaded 2-core CI machine.
-FIRST_TICK_MARGIN = dt.timedelta(seconds=30)
-
-
-def first_tick_after(now: dt.datetime) -> dt.datetime:
-    """The first whole minute at least FIRST_TICK_MARGIN after ``now``."""
-    earliest = now + FIRST_TICK_MARGIN
-    whole = earliest.replace(second=0, microsecond=0)
-    return whole if whole == earliest else whole + dt.timedelta(minutes=1)
 
 
 def _merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
@@ -95,6 +100,8 @@ class ProductionStack:
             ESR_DELIVERY_DIR=str(root / "esr-drop"),
             DAGSTER_HOME=str(self.dagster_home),
             PYTHONPATH=str(PROJECT_ROOT),
+            **{TEST_SCHEDULE_CRON_FILE_VARIABLE: str(root / "schedule.cron")},
+            **LAUNCH_TIMEOUT_ENV,
             **self.postgres_env,
         )
         self.log = root / "daemon.log"
@@ -114,11 +121,8 @@ class ProductionStack:
         return self._instance
 
     def start_daemon(self) -> subprocess.Popen[bytes]:
-        """Start ``dagster-daemon run``. The first start fixes the schedule's one tick; a restarted daemon
-        loads the same cron, whose next tick is a day away."""
-        if TEST_SCHEDULE_CRON_VARIABLE not in self.env:
-            tick = first_tick_after(dt.datetime.now(dt.UTC))
-            self.env[TEST_SCHEDULE_CRON_VARIABLE] = daily_cron(tick.time())
+        """Start ``dagster-daemon run``. Its code server's first load fixes the schedule's one tick
+        (daemon_location.py); a restarted daemon loads the same cron, whose next tick is a day away."""
         daemon = Path(sys.executable).with_name("dagster-daemon")
         with self.log.open("ab") as log:
             process = subprocess.Popen(
@@ -165,7 +169,7 @@ class ProductionStack:
             if len(roots(records)) >= expected_runs and _settled(records):
                 return records
             self.require_daemon_alive()
-            time.sleep(0.5)
+            time.sleep(RUN_POLL_SECONDS)
         raise AssertionError(
             f"runs not settled within {timeout:.0f} s: {[(r.dagster_run.tags.get(DEANERY_TAG), r.dagster_run.status.value) for r in records]}"
             f"\n{self.log_tail()}"
@@ -180,7 +184,7 @@ class ProductionStack:
             if condition(records):
                 return records
             self.require_daemon_alive()
-            time.sleep(0.5)
+            time.sleep(RUN_POLL_SECONDS)
         raise AssertionError(f"{what}: not within {timeout:.0f} s\n{self.log_tail()}")
 
     def tick_over(self, expected_runs: int) -> str | None:

@@ -128,13 +128,16 @@ class harness_copy:
     """A second harness over its own database and directory, holding the same records."""
 
     def __init__(self, harness: ExportHarness, mongo_uri: str, tmp_path: Path) -> None:
+        from dagster import DagsterInstance
         from pymongo import MongoClient
 
         self._client = MongoClient(mongo_uri)
         self._database = self._client[harness.database.name + "_b"]
         self._database[APP_RECORDS].insert_many([copy.deepcopy(d) for d in harness.database[APP_RECORDS].find()])
         (tmp_path / "home_b").mkdir()
-        self._instance_context = instance_for_test(temp_dir=str(tmp_path / "home_b"))
+        # In memory, as the harness's own instance is (conftest.py): an SQLite instance spent most of the
+        # month's 31 runs syncing its event log to disk.
+        self._instance_context = DagsterInstance.ephemeral(tempdir=str(tmp_path / "home_b"))
         self._harness = ExportHarness(
             uri=mongo_uri,
             database=self._database,
