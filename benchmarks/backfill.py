@@ -30,6 +30,7 @@ from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
 from .common import (
+    PairCopies,
     alternate_pairs,
     benchmark_mongodb,
     current_peak_rss_mb,
@@ -83,37 +84,30 @@ def main() -> None:
     peaks: list[float] = []
     left: list[tuple[int, int]] = []
     with benchmark_mongodb() as uri, MongoClient(uri) as client, tempfile.TemporaryDirectory() as tmp:
-
-        def names(n: int) -> tuple[str, str]:
-            return f"esr_bench_backfill_floor_{n}", f"esr_bench_backfill_{n}"
-
-        def folder(name: str) -> Path:
-            path = Path(tmp) / name
-            path.mkdir(exist_ok=True)
-            return path
+        copies = PairCopies(client, Path(tmp), "esr_bench_backfill")
 
         def prepare(n: int) -> None:
-            if n:
-                for name in names(n - 1):
-                    client.drop_database(name)
-            seed(client, list(names(n)), days, arguments.per_day)
+            copies.prepare(n, lambda names: seed(client, names, days, arguments.per_day))
 
         def floor(n: int) -> None:
-            name = names(n)[0]
+            name = copies.databases(n)[0]
             for day in days:
                 for deanery in DEANERIES:
-                    assert floor_partition(client[name][APP_RECORDS], deanery, day, folder(name)) == arguments.per_day
+                    assert (
+                        floor_partition(client[name][APP_RECORDS], deanery, day, copies.folder(name))
+                        == arguments.per_day
+                    )
             assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
 
         def export(n: int) -> None:
-            name = names(n)[1]
+            name = copies.databases(n)[1]
             reset_peak_rss()
-            with export_settings(uri, name, folder(name)), DagsterInstance.ephemeral() as instance:
+            with export_settings(uri, name, copies.folder(name)), DagsterInstance.ephemeral() as instance:
                 single_run(job, instance, days[0], days[-1], DEANERIES)
                 runs = len(instance.get_run_records())
             peaks.append(current_peak_rss_mb())
             assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
-            left.append((runs, len(list(folder(name).glob("*.DAT")))))
+            left.append((runs, len(list(copies.folder(name).glob("*.DAT")))))
 
         partitions = len(days) * len(DEANERIES)
         print(
@@ -122,8 +116,7 @@ def main() -> None:
             flush=True,
         )
         results = alternate_pairs(arguments.pairs, prepare, floor, export)
-        for name in names(arguments.pairs - 1):
-            client.drop_database(name)
+        copies.drop(arguments.pairs - 1)
     runs, files = left[-1]
     print(summary(f"backfill of {partitions} partitions", results))
     print(f"the export: {runs} run(s) launched (goal: one), {files} files written; peak RSS {max(peaks):.0f} MB")

@@ -12,11 +12,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from bson import ObjectId
 from dagster import DagsterInstance, JobDefinition
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+from pymongo import MongoClient
 from pymongo.collection import Collection
 
 from esr_export_dagster.definitions import build_definitions, default_resources
@@ -170,6 +172,35 @@ def floor_partition(collection: Collection, deanery: str, run_date: dt.date, out
     if ids:
         collection.update_many({"_id": {"$in": ids}}, {"$set": {"status": EXPORTED, "exportedFileName": file_name}})
     return len(ids)
+
+
+@dataclass(frozen=True)
+class PairCopies:
+    """Where pair ``n``'s floor and export run: a database and a folder each, the databases seeded with
+    identical records; only one pair's databases exist at a time."""
+
+    client: MongoClient
+    root: Path
+    prefix: str
+
+    def databases(self, n: int) -> tuple[str, str]:
+        """The floor's and the export's database of pair ``n``."""
+        return f"{self.prefix}_floor_{n}", f"{self.prefix}_export_{n}"
+
+    def folder(self, database: str) -> Path:
+        path = self.root / database
+        path.mkdir(exist_ok=True)
+        return path
+
+    def prepare(self, n: int, seed: Callable[[list[str]], object]) -> None:
+        """Drop the previous pair's databases; ``seed`` fills this pair's with the same records."""
+        if n:
+            self.drop(n - 1)
+        seed(list(self.databases(n)))
+
+    def drop(self, n: int) -> None:
+        for name in self.databases(n):
+            self.client.drop_database(name)
 
 
 def timed(action: Callable[[int], object], n: int) -> float:

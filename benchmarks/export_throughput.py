@@ -30,6 +30,7 @@ from esr_export_dagster.local.demo_data import applicant_record
 from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
 from .common import (
+    PairCopies,
     alternate_pairs,
     benchmark_mongodb,
     current_peak_rss_mb,
@@ -79,31 +80,21 @@ def main() -> None:
     job = export_job(RUN_DATE)
     peaks: list[float] = []
     with benchmark_mongodb() as uri, MongoClient(uri) as client, tempfile.TemporaryDirectory() as tmp:
-
-        def names(n: int) -> tuple[str, str]:
-            return f"esr_bench_floor_{n}", f"esr_bench_export_{n}"
-
-        def folder(name: str) -> Path:
-            path = Path(tmp) / name
-            path.mkdir(exist_ok=True)
-            return path
+        copies = PairCopies(client, Path(tmp), "esr_bench")
 
         def prepare(n: int) -> None:
-            if n:
-                for name in names(n - 1):
-                    client.drop_database(name)
-            seed(client, list(names(n)), day_records(total))
+            copies.prepare(n, lambda names: seed(client, names, day_records(total)))
 
         def floor(n: int) -> None:
-            name = names(n)[0]
+            name = copies.databases(n)[0]
             for deanery in DEANERIES:
-                floor_partition(client[name][APP_RECORDS], deanery, RUN_DATE, folder(name))
+                floor_partition(client[name][APP_RECORDS], deanery, RUN_DATE, copies.folder(name))
             assert client[name][APP_RECORDS].count_documents({"status": TO_EXPORT}) == 0
 
         def export(n: int) -> None:
-            name = names(n)[1]
+            name = copies.databases(n)[1]
             reset_peak_rss()
-            with export_settings(uri, name, folder(name)), DagsterInstance.ephemeral() as instance:
+            with export_settings(uri, name, copies.folder(name)), DagsterInstance.ephemeral() as instance:
                 if arguments.single_run:
                     single_run(job, instance, RUN_DATE, RUN_DATE, DEANERIES)
                 else:
@@ -116,8 +107,7 @@ def main() -> None:
             f"{total:,} eligible records for {RUN_DATE} ({total // len(DEANERIES):,} per deanery), {how}:", flush=True
         )
         results = alternate_pairs(arguments.pairs, prepare, floor, export)
-        for name in names(arguments.pairs - 1):
-            client.drop_database(name)
+        copies.drop(arguments.pairs - 1)
     print(summary(f"{total:,} records, {how}", results))
     print(f"peak RSS during the export: {max(peaks):.0f} MB (whole process: the high-water mark since its reset)")
     print(f"ratio export/floor = {median_ratio(results):.2f}")
