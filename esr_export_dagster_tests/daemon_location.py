@@ -1,6 +1,7 @@
 """The code location the production-daemon tests load through a workspace file.
 
-The project's own definitions (assets, checks, both jobs, resources read from ESR_* variables), with
+The project's own definitions (assets, checks, jobs, resources read from ESR_* variables, its in-process
+executor), with
 the real APP schedule's run requests on a daily cron whose one tick a day falls 20-80 s after the code
 location first loads, so the daemon's scheduler ticks within the test exactly once, as the production
 schedule does each day: a daemon restarted later in the test must not tick again. The first load (the
@@ -8,8 +9,7 @@ daemon's code server) fixes that minute in the file ESR_TEST_SCHEDULE_CRON_FILE 
 (run workers, a restarted daemon) reads it back. Computed at load rather than when the test starts the
 daemon, the tick cannot fall before the scheduler has seen the schedule however long a loaded machine takes
 to start the daemon and its code server. Both daily schedules (daily_app_export_schedule,
-daily_notification_export_schedule) and both sensors (stale_to_export_sensor, export_run_failure_alert)
-are left out: nothing else may launch runs.
+daily_notification_export_schedule) and every sensor are left out: nothing else may launch runs.
 """
 
 import contextlib
@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from dagster import Definitions, definitions, in_process_executor
+from dagster import Definitions, definitions
 
 from esr_export_dagster.definitions import build_definitions, default_resources
 from esr_export_dagster.domain.streams import APP_STREAM
@@ -75,9 +75,6 @@ def daemon_test_location() -> Definitions:
             )
         ],
         resources=project.resources,
-        # One process per run instead of one per step: on the 2-core CI machines the multiprocess
-        # executor's ~8 step processes per run made the 13 runs take over 5 minutes. The daemon, the run
-        # queue, the code server and a process per run worker stay as in production.
-        executor=in_process_executor,
+        executor=project.executor,
         loggers=project.loggers,
     )

@@ -89,8 +89,9 @@ def test_a_backfill_over_several_deaneries_is_one_run_with_one_materialization_p
 def test_a_single_run_backfill_with_each_step_in_its_own_process_exports_and_reports_every_partition(
     harness, monkeypatch, tmp_path
 ):
-    """As the daemon runs a backfill launched from the UI: the multiprocess executor, values between steps
-    stored by Dagster's own IO manager, no asset value stored."""
+    """As a deployment that chose Dagster's multiprocess executor would run a backfill launched from the UI:
+    values between steps stored by Dagster's own IO manager, no asset value stored. (The project's runs are
+    in-process; this keeps the IO manager's choice honest for either executor.)"""
     seed_month(harness, ("EOE", "EMD"))
     for name, value in {**harness.subprocess_env(), RUN_DATE_VARIABLE: DAYS[0].isoformat()}.items():
         monkeypatch.setenv(name, value)
