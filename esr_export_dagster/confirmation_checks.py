@@ -8,25 +8,17 @@ in the UI follows ESR's answers between runs.
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from functools import partial
 
-from dagster import (
-    AssetCheckEvaluation,
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetKey,
-    AssetsDefinition,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckEvaluation, AssetCheckResult, AssetCheckSeverity, AssetKey, MetadataValue
 from pymongo.database import Database
 
+from .checks import ExportFileCheck, RunDates, export_file_check_spec
 from .delivery_resource import DeliveryResource
 from .domain.confirmation_file import LAYOUT_ANSWERING
 from .domain.esr_csv import parse_export_file_name
 from .domain.streams import STREAMS, ExportStream
-from .partitions import export_partition_key, export_partitions, run_dates_by_deanery
+from .partitions import export_partition_key
 from .resources import MongoDBResource
 from .storage.ledger import ESR_CONFIRMATIONS, ExportLedger
 
@@ -98,26 +90,27 @@ def evaluations_for_files(
     return evaluations
 
 
-def build_confirmation_check(stream: ExportStream, export_file: AssetsDefinition) -> AssetChecksDefinition:
-    confirmation = LAYOUT_ANSWERING[stream.file_type].file_type
-
-    @asset_check(
-        asset=export_file,
-        name=CHECK_NAME,
-        partitions_def=export_partitions,
-        description=(
-            f"Every {stream.file_type} file of the partition in ESR's drop has been answered by ESR with a "
-            f"{confirmation} file within ESR_CONFIRMATION_DEADLINE_HOURS of its delivery. Fails while one is "
-            "outstanding: ESR may not have loaded it."
-        ),
+def esr_confirmed_every_file(
+    stream: ExportStream, run_dates: RunDates, *, mongodb: MongoDBResource, delivery: DeliveryResource
+) -> AssetCheckResult:
+    deadline = confirmation_deadline(delivery, dt.datetime.now(dt.UTC))
+    found = partition_confirmations(mongodb.get_database(), stream, run_dates, deadline)
+    return AssetCheckResult(
+        asset_key=stream.file_asset_name,
+        check_name=CHECK_NAME,
+        passed=not found["overdue"],
+        severity=AssetCheckSeverity.ERROR,
+        metadata=_metadata(found),
     )
-    def esr_confirmed_every_file(
-        context: AssetCheckExecutionContext, mongodb: MongoDBResource, delivery: DeliveryResource
-    ) -> AssetCheckResult:
-        deadline = confirmation_deadline(delivery, dt.datetime.now(dt.UTC))
-        found = partition_confirmations(mongodb.get_database(), stream, run_dates_by_deanery(context), deadline)
-        return AssetCheckResult(
-            passed=not found["overdue"], severity=AssetCheckSeverity.ERROR, metadata=_metadata(found)
-        )
 
-    return esr_confirmed_every_file
+
+def confirmation_check(stream: ExportStream) -> ExportFileCheck:
+    confirmation = LAYOUT_ANSWERING[stream.file_type].file_type
+    description = (
+        f"Every {stream.file_type} file of the partition in ESR's drop has been answered by ESR with a "
+        f"{confirmation} file within ESR_CONFIRMATION_DEADLINE_HOURS of its delivery. Fails while one is "
+        "outstanding: ESR may not have loaded it."
+    )
+    return ExportFileCheck(
+        export_file_check_spec(stream, CHECK_NAME, description), partial(esr_confirmed_every_file, stream)
+    )

@@ -2,47 +2,42 @@
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
+from functools import partial
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    AssetsDefinition,
-    MetadataValue,
-    asset_check,
-)
+from dagster import AssetCheckResult, AssetCheckSeverity, MetadataValue
 from pymongo.database import Database
 
+from .checks import ExportFileCheck, RunDates, export_file_check_spec
 from .domain.streams import ExportStream
-from .partitions import export_partitions, run_dates_by_deanery
 from .resources import MongoDBResource
 from .storage.ledger import ExportLedger
 
+EVERY_FILE_DELIVERED = "every_file_delivered"
 
-def build_delivery_check(stream: ExportStream, export_file: AssetsDefinition) -> AssetChecksDefinition:
-    @asset_check(
-        asset=export_file,
-        name="every_file_delivered",
-        partitions_def=export_partitions,
-        description=(
-            f"Every {stream.file_type} file written for the partition is in ESR's drop, as the file ledger records "
-            "(destination, key or path, SHA-256). Until then ESR has not received it, whatever the records say."
-        ),
+
+def every_file_delivered(stream: ExportStream, run_dates: RunDates, *, mongodb: MongoDBResource) -> AssetCheckResult:
+    delivered, undelivered = partition_deliveries(mongodb.get_database(), stream, run_dates)
+    return AssetCheckResult(
+        asset_key=stream.file_asset_name,
+        check_name=EVERY_FILE_DELIVERED,
+        passed=not undelivered,
+        severity=AssetCheckSeverity.ERROR,
+        metadata={
+            "delivered": MetadataValue.json(delivered),
+            "undelivered": MetadataValue.json(undelivered),
+            "undelivered_count": len(undelivered),
+        },
     )
-    def every_file_delivered(context: AssetCheckExecutionContext, mongodb: MongoDBResource) -> AssetCheckResult:
-        delivered, undelivered = partition_deliveries(mongodb.get_database(), stream, run_dates_by_deanery(context))
-        return AssetCheckResult(
-            passed=not undelivered,
-            severity=AssetCheckSeverity.ERROR,
-            metadata={
-                "delivered": MetadataValue.json(delivered),
-                "undelivered": MetadataValue.json(undelivered),
-                "undelivered_count": len(undelivered),
-            },
-        )
 
-    return every_file_delivered
+
+def delivery_check(stream: ExportStream) -> ExportFileCheck:
+    description = (
+        f"Every {stream.file_type} file written for the partition is in ESR's drop, as the file ledger records "
+        "(destination, key or path, SHA-256). Until then ESR has not received it, whatever the records say."
+    )
+    return ExportFileCheck(
+        export_file_check_spec(stream, EVERY_FILE_DELIVERED, description), partial(every_file_delivered, stream)
+    )
 
 
 def partition_deliveries(

@@ -15,7 +15,7 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from dagster import AssetChecksDefinition, AssetSelection, Definitions, RetryPolicy, define_asset_job
+from dagster import AssetSelection, Definitions, RetryPolicy, define_asset_job
 
 from .assets import (
     APP_FILE_DESCRIPTION,
@@ -25,10 +25,10 @@ from .assets import (
     build_export_file_asset,
     build_record_selection_asset,
 )
-from .checks import build_export_checks, no_notifications_left_behind, no_record_past_start
+from .checks import ExportFileCheck, build_export_file_checks, export_checks, left_behind_check, past_start_check
 from .confirmation_assets import build_confirmation_asset, build_confirmation_job
-from .confirmation_checks import build_confirmation_check
-from .delivery_checks import build_delivery_check
+from .confirmation_checks import confirmation_check
+from .delivery_checks import delivery_check
 from .delivery_ops import RUN_SUMMARY_IO_MANAGER_KEY, RunSummaryIOManager
 from .domain.streams import APP_STREAM, NOTIFICATION_STREAM, STREAMS, ExportStream
 from .domain.window import DAILY_RUN_TIME_UTC
@@ -50,7 +50,7 @@ class ExportStreamSpec:
     daily_at: dt.time
     daily_at_note: str
     # Checks only this stream needs, beside the ones every stream's file asset carries.
-    own_checks: Sequence[AssetChecksDefinition]
+    own_checks: Sequence[ExportFileCheck]
     job_description: str
     # The policy that carries the numbering through WriteConflicts on the counter; a test builds the stream
     # without it to show what it saves (the 2021 exporter had lost it).
@@ -63,12 +63,10 @@ def build_export_stream_definitions(spec: ExportStreamSpec) -> Definitions:
     stream = spec.stream
     record_selection = build_record_selection_asset(stream, spec.selection_description)
     export_file = build_export_file_asset(stream, record_selection, spec.file_description, spec.allocation_retry_policy)
-    checks = [
-        *spec.own_checks,
-        *build_export_checks(stream, export_file),
-        build_delivery_check(stream, export_file),
-        build_confirmation_check(stream, export_file),
-    ]
+    # One step for all of them: a step's set-up costs more than most checks (docs/performance.md).
+    checks = build_export_file_checks(
+        stream, [*spec.own_checks, *export_checks(stream), delivery_check(stream), confirmation_check(stream)]
+    )
     job = define_asset_job(
         name=stream.job_name,
         description=spec.job_description,
@@ -78,7 +76,7 @@ def build_export_stream_definitions(spec: ExportStreamSpec) -> Definitions:
     confirmation = build_confirmation_asset(stream, export_file)
     return Definitions(
         assets=[record_selection, export_file, confirmation],
-        asset_checks=checks,
+        asset_checks=[checks],
         jobs=[job, build_confirmation_job(stream, confirmation)],
         schedules=[schedule],
         resources={RUN_SUMMARY_IO_MANAGER_KEY: RUN_SUMMARY_IO_MANAGER},
@@ -91,7 +89,7 @@ APP_EXPORT_SPEC = ExportStreamSpec(
     file_description=APP_FILE_DESCRIPTION,
     daily_at=DAILY_RUN_TIME_UTC,
     daily_at_note=f"Every day at {DAILY_RUN_TIME_UTC:%H:%M} UTC",
-    own_checks=[no_record_past_start],
+    own_checks=[past_start_check()],
     job_description="Select one deanery-day's eligible applicant records and write its ESR APP file(s).",
 )
 APP_EXPORT = build_export_stream_definitions(APP_EXPORT_SPEC)
@@ -102,7 +100,7 @@ NOTIFICATION_EXPORT_SPEC = ExportStreamSpec(
     file_description=NOTIFICATION_FILE_DESCRIPTION,
     daily_at=NOTIFICATION_EXPORT_TIME,
     daily_at_note=f"Every day at {NOTIFICATION_EXPORT_TIME:%H:%M} UTC (by default an hour after the APP export)",
-    own_checks=[no_notifications_left_behind],
+    own_checks=[left_behind_check()],
     job_description="Select one deanery-day's eligible notifications and write its ESR DNC file.",
 )
 NOTIFICATION_EXPORT = build_export_stream_definitions(NOTIFICATION_EXPORT_SPEC)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from dagster import AssetCheckKey, AssetSelection, DagsterEventType, Definitions, define_asset_job
 
 from esr_export_dagster.domain.records import EXPORTED
+from esr_export_dagster.domain.streams import APP_STREAM
+from esr_export_dagster.partitions import export_partition_key
 from esr_export_dagster.storage import collections
 from esr_export_dagster.storage.collections import APP_RECORDS, COUNTER, EXPORT_FILE
+
+from .conftest import each_stream
 
 pytestmark = pytest.mark.integration
 
@@ -33,6 +38,94 @@ def test_a_sound_export_passes_every_check(harness):
         "every_file_delivered": True,
         "esr_confirmed_every_file": True,
     }
+
+
+def started_steps(result) -> list[str]:
+    return [event.step_key for event in result.all_events if event.is_step_start]
+
+
+def run_checks_alone(harness, selection: AssetSelection, run_date: dt.date, deanery: str):
+    """Only the selected checks of one partition, as the UI's **Execute** on a check's page runs them."""
+    job = define_asset_job("checks_alone", selection=selection)
+    defs = Definitions.merge(harness.definitions(run_date=run_date), Definitions(jobs=[job]))
+    # By the run's partition tag, as a launched run carries it: execute_in_process's partition_key looks for
+    # the partitions of a selected asset, and this run selects none.
+    return defs.resolve_job_def(job.name).execute_in_process(
+        tags={"dagster/partition": str(export_partition_key(run_date, deanery))},
+        instance=harness.instance,
+        raise_on_error=False,
+    )
+
+
+@each_stream
+def test_one_step_evaluates_every_check_of_the_partition_each_under_its_own_name(harness):
+    harness.add_due("EOE", RUN_DATE, count=3)
+
+    result = harness.run(RUN_DATE, "EOE")
+
+    assert result.success
+    checks_step = f"{harness.stream.file_asset_name}_checks"
+    evaluations = [e for e in result.all_events if e.event_type == DagsterEventType.ASSET_CHECK_EVALUATION]
+    own_check = "no_record_past_start" if harness.stream is APP_STREAM else "no_notifications_left_behind"
+    assert sorted(e.asset_check_evaluation_data.check_name for e in evaluations) == sorted(
+        [
+            own_check,
+            "file_numbers_contiguous",
+            "files_match_records",
+            "invalid_records_not_growing",
+            "every_file_delivered",
+            "esr_confirmed_every_file",
+        ]
+    )
+    assert {e.step_key for e in evaluations} == {checks_step}
+    assert all(e.asset_check_evaluation_data.asset_key == harness.file_asset_key for e in evaluations)
+    # The selection asset, the file asset's four ops and one step for the six checks (each had its own).
+    assert len(started_steps(result)) == 6 and started_steps(result).count(checks_step) == 1
+
+
+def test_a_check_selected_alone_runs_alone_and_fails_with_its_own_result(harness):
+    harness.add("MER", RUN_DATE + dt.timedelta(days=5), count=3)
+    harness.run_ok(RUN_DATE, "MER")
+    name = harness.file_name("MER", RUN_DATE, 1)
+    harness.database[APP_RECORDS].update_one({"exportedFileName": name}, {"$set": {"exportedFileName": "elsewhere"}})
+
+    one = AssetCheckKey(harness.file_asset_key, "files_match_records")
+    result = run_checks_alone(harness, AssetSelection.checks(one), RUN_DATE, "MER")
+
+    assert result.success
+    assert started_steps(result) == ["app_export_file_checks"]
+    (evaluation,) = result.get_asset_check_evaluations()
+    assert (evaluation.check_name, evaluation.passed, evaluation.severity.value) == (
+        "files_match_records",
+        False,
+        "ERROR",
+    )
+    assert evaluation.metadata["mismatched_files"].value == name
+    assert "What to do: Do not send the listed files again by hand" in evaluation.description
+
+
+def test_a_check_that_cannot_be_evaluated_fails_the_step_naming_it_and_the_others_still_report(harness):
+    harness.add("MER", RUN_DATE + dt.timedelta(days=5), count=2)
+    harness.run_ok(RUN_DATE, "MER")
+    damaged = harness.export_dir / harness.file_name("MER", RUN_DATE, 1)
+    damaged.chmod(0o600)
+    damaged.write_bytes(b"APP,not-a-placement-id\n")
+
+    result = run_checks_alone(harness, AssetSelection.checks_for_assets(harness.file_asset_key), RUN_DATE, "MER")
+
+    assert not result.success
+    assert checks_of(result) == {
+        "no_record_past_start": True,
+        "file_numbers_contiguous": True,
+        "invalid_records_not_growing": True,
+        "every_file_delivered": True,
+        "esr_confirmed_every_file": True,
+    }
+    (failure,) = [event for event in result.all_events if event.is_step_failure]
+    assert failure.step_key == "app_export_file_checks"
+    assert failure.step_failure_data.user_failure_data.description == (
+        "Could not evaluate check(s): files_match_records (ValueError)"
+    )
 
 
 def test_a_record_left_past_its_start_date_fails_the_check(harness):
@@ -157,11 +250,11 @@ def test_a_growing_number_of_invalid_records_warns(harness):
 
 
 def test_every_check_name_fits_the_ui_and_every_description_says_what_to_do():
-    from esr_export_dagster.checks import build_export_checks, no_notifications_left_behind, no_record_past_start
+    from esr_export_dagster.checks import export_checks, left_behind_check, past_start_check
     from esr_export_dagster.domain.streams import STREAMS
 
-    stream_checks = [check for s in STREAMS for check in build_export_checks(s, s.file_asset_name)]
-    for checks in (no_record_past_start, no_notifications_left_behind, *stream_checks):
-        for spec in checks.check_specs:
-            assert len(spec.name) <= 30, spec.name
-            assert "What to do" in spec.description, spec.name
+    stream_checks = [check for s in STREAMS for check in export_checks(s)]
+    for check in (past_start_check(), left_behind_check(), *stream_checks):
+        spec = check.spec
+        assert len(spec.name) <= 30, spec.name
+        assert "What to do" in spec.description, spec.name
