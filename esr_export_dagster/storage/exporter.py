@@ -45,9 +45,9 @@ from .selection import Eligibility, SelectedRecord, select_eligible
 # RetryPolicy. Each lost race means another run made progress, so this bounds work, not correctness.
 _MAX_OPEN_ATTEMPTS = 20
 # Documents per round trip when reading a day's records (the driver's default first batch is 101).
+_BATCH_SIZE = 5000
 # The name of the file a waiting record is about to be marked for (see Exporter._mark_for_file).
 CLAIMED_BY = "exportClaimedBy"
-_BATCH_SIZE = 5000
 _SET_COUNTER = (
     "Set the counter to the last number ESR received (README, 'When something goes wrong'). No number was taken "
     "and no record was changed."
