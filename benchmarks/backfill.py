@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 from dagster import DagsterInstance
@@ -27,9 +28,10 @@ from pymongo import MongoClient
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.local.demo_data import applicant_record
-from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
+from esr_export_dagster.storage.collections import APP_RECORDS
 
 from .common import (
+    SEED_BATCH,
     PairCopies,
     alternate_pairs,
     benchmark_mongodb,
@@ -46,14 +48,10 @@ from .common import (
 FIRST = dt.date(2021, 7, 1)
 
 
-def seed(client: MongoClient, names: list[str], days: list[dt.date], per_day: int) -> int:
-    """The same records, ids included, into each database; 10,000 at a time."""
-    for name in names:
-        client.drop_database(name)
-        ensure_indexes(client[name])
+def backfill_batches(days: list[dt.date], per_day: int) -> Iterator[list[dict]]:
+    """``per_day`` records per deanery eligible on each of ``days``, about 10,000 at a time."""
     placement = iter(range(1, 10_000_000))
     batch: list[dict] = []
-    total = 0
     for day in days:
         for deanery in DEANERIES:
             for n in range(per_day):
@@ -65,12 +63,11 @@ def seed(client: MongoClient, names: list[str], days: list[dt.date], per_day: in
                         post_number=f"{deanery}/RGT00/{n % 60:03d}/FY1/001",
                     )
                 )
-            if len(batch) >= 10_000 or day == days[-1] and deanery == DEANERIES[-1]:
-                for name in names:
-                    client[name][APP_RECORDS].insert_many(batch, ordered=False)
-                total += len(batch)
+            if len(batch) >= SEED_BATCH:
+                yield batch
                 batch = []
-    return total
+    if batch:
+        yield batch
 
 
 def main() -> None:
@@ -87,7 +84,7 @@ def main() -> None:
         copies = PairCopies(client, Path(tmp), "esr_bench_backfill")
 
         def prepare(n: int) -> None:
-            copies.prepare(n, lambda names: seed(client, names, days, arguments.per_day))
+            copies.prepare(n, backfill_batches(days, arguments.per_day))
 
         def floor(n: int) -> None:
             name = copies.databases(n)[0]

@@ -26,8 +26,16 @@ from pymongo import MongoClient, monitoring
 from esr_export_dagster.domain.deaneries import DEANERIES
 
 from . import backfill
-from .common import benchmark_mongodb, export_job, export_settings, scheduled_runs, single_run
-from .export_throughput import RUN_DATE, day_records, seed
+from .common import (
+    benchmark_mongodb,
+    export_job,
+    export_settings,
+    in_batches,
+    scheduled_runs,
+    seed_databases,
+    single_run,
+)
+from .export_throughput import RUN_DATE, day_records
 
 
 def _shape(command: Mapping[str, Any]) -> str:
@@ -96,9 +104,11 @@ def main() -> None:
         with MongoClient(uri) as client:
             if arguments.backfill_days:
                 days = [backfill.FIRST + dt.timedelta(days=n) for n in range(arguments.backfill_days)]
-                backfill.seed(client, ["esr_bench_breakdown"], days, arguments.per_deanery)
+                seed_databases(client, ["esr_bench_breakdown"], backfill.backfill_batches(days, arguments.per_deanery))
             else:
-                seed(client, ["esr_bench_breakdown"], day_records(arguments.per_deanery * len(DEANERIES)))
+                seed_databases(
+                    client, ["esr_bench_breakdown"], in_batches(day_records(arguments.per_deanery * len(DEANERIES)))
+                )
         monitoring.register(listener)
         profile = cProfile.Profile()
         out = Path(tmp) / "out"

@@ -11,7 +11,7 @@ import resource
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import FixedClockResource
+from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
 
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
 APP_JOB = "daily_app_export_job"
@@ -174,6 +175,24 @@ def floor_partition(collection: Collection, deanery: str, run_date: dt.date, out
     return len(ids)
 
 
+SEED_BATCH = 10_000
+
+
+def seed_databases(client: MongoClient, names: Sequence[str], batches: Iterable[Sequence[dict]]) -> None:
+    """The same applicant records, ids included, into each database of ``names`` (dropped first, with the
+    export's indexes), one batch at a time: a batch is inserted into every database before the next is built."""
+    for name in names:
+        client.drop_database(name)
+        ensure_indexes(client[name])
+    for batch in batches:
+        for name in names:
+            client[name][APP_RECORDS].insert_many(batch, ordered=False)
+
+
+def in_batches(records: Sequence[dict]) -> Iterator[Sequence[dict]]:
+    return (records[start : start + SEED_BATCH] for start in range(0, len(records), SEED_BATCH))
+
+
 @dataclass(frozen=True)
 class PairCopies:
     """Where pair ``n``'s floor and export run: a database and a folder each, the databases seeded with
@@ -192,11 +211,11 @@ class PairCopies:
         path.mkdir(exist_ok=True)
         return path
 
-    def prepare(self, n: int, seed: Callable[[list[str]], object]) -> None:
-        """Drop the previous pair's databases; ``seed`` fills this pair's with the same records."""
+    def prepare(self, n: int, batches: Iterable[Sequence[dict]]) -> None:
+        """Drop the previous pair's databases and fill this pair's with the same records."""
         if n:
             self.drop(n - 1)
-        seed(list(self.databases(n)))
+        seed_databases(self.client, self.databases(n), batches)
 
     def drop(self, n: int) -> None:
         for name in self.databases(n):

@@ -27,7 +27,7 @@ from pymongo import MongoClient
 from esr_export_dagster.domain.deaneries import DEANERIES
 from esr_export_dagster.domain.records import TO_EXPORT
 from esr_export_dagster.local.demo_data import applicant_record
-from esr_export_dagster.storage.collections import APP_RECORDS, ensure_indexes
+from esr_export_dagster.storage.collections import APP_RECORDS
 
 from .common import (
     PairCopies,
@@ -37,6 +37,7 @@ from .common import (
     export_job,
     export_settings,
     floor_partition,
+    in_batches,
     median_ratio,
     reset_peak_rss,
     scheduled_runs,
@@ -60,14 +61,6 @@ def day_records(total: int) -> list[dict]:
     ]
 
 
-def seed(client: MongoClient, names: list[str], records: list[dict]) -> None:
-    for name in names:
-        client.drop_database(name)
-        ensure_indexes(client[name])
-        for start in range(0, len(records), 10_000):
-            client[name][APP_RECORDS].insert_many(records[start : start + 10_000], ordered=False)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     size = parser.add_mutually_exclusive_group()
@@ -83,7 +76,7 @@ def main() -> None:
         copies = PairCopies(client, Path(tmp), "esr_bench")
 
         def prepare(n: int) -> None:
-            copies.prepare(n, lambda names: seed(client, names, day_records(total)))
+            copies.prepare(n, in_batches(day_records(total)))
 
         def floor(n: int) -> None:
             name = copies.databases(n)[0]
