@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from esr_export_dagster.domain.window import CreatedBeforeExportTime, EligibilityWindow
+from esr_export_dagster.domain.window import CreatedBeforeExportTime, EligibilityWindow, within_anchor_range
 
 RUN_DATE = dt.date(2021, 7, 31)
 DAY = dt.timedelta(days=1)
@@ -244,3 +244,15 @@ def test_an_aware_creation_time_is_judged_in_utc():
     created = dt.datetime.combine(RUN_DATE, dt.time(14, 30), tzinfo=bst)  # 13:30 UTC
 
     assert CUTOFF.is_eligible(created, RUN_DATE)
+
+
+def test_a_stored_anchor_is_within_its_range_from_the_first_instant_up_to_but_not_including_the_end():
+    start, end = dt.datetime(2026, 12, 1), dt.datetime(2026, 12, 8)
+    assert within_anchor_range(start, start, end)
+    assert not within_anchor_range(start - dt.timedelta(microseconds=1), start, end)
+    assert not within_anchor_range(end, start, end)
+    assert within_anchor_range(dt.datetime(1990, 1, 1), None, end)
+    # MongoDB hands back naive UTC; an aware value is judged at the same instant.
+    assert within_anchor_range(dt.datetime(2026, 12, 8, 0, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))), start, end)
+    for not_a_datetime in (None, "2026-12-02", dt.date(2026, 12, 2), 20261202):
+        assert not within_anchor_range(not_a_datetime, start, end)

@@ -120,6 +120,15 @@ class CreatedBeforeExportTime:
         return f"createdDate < D {self.export_time_utc:%H:%M} UTC"
 
 
+def within_anchor_range(anchor: object, anchor_from: dt.datetime | None, anchor_to: dt.datetime) -> bool:
+    """Whether a stored start or creation date falls in an ``anchor_range``, ``[anchor_from, anchor_to)``, as
+    MongoDB would judge the range: a value that is not a datetime never does."""
+    if not isinstance(anchor, dt.datetime):
+        return False
+    anchor = _naive_utc(anchor)
+    return (anchor_from is None or anchor_from <= anchor) and anchor < anchor_to
+
+
 def _naive_utc(value: dt.datetime) -> dt.datetime:
     """MongoDB hands back naive UTC datetimes; an aware one is brought to the same footing."""
     return value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value

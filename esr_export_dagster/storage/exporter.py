@@ -23,7 +23,7 @@ from ..domain.past_start import withheld_past_start
 from ..domain.records import EXPORTED, INVALID_DATA, TO_EXPORT
 from ..domain.sequence import SHARED_SCOPE
 from ..domain.streams import APP_STREAM, ExportStream
-from ..domain.window import EligibilityWindow
+from ..domain.window import EligibilityWindow, within_anchor_range
 from . import protocol
 from .collections import ensure_indexes
 from .errors import CorruptExportStateError, ExportFileConflictError
@@ -451,19 +451,13 @@ class Exporter:
         """
         anchor = self.stream.anchor_field
         anchor_from, anchor_to = self.settings.eligibility.anchor_range(file.run_date, file.run_date)
-
-        def in_range(value: object) -> bool:
-            if not isinstance(value, dt.datetime):
-                return False
-            value = value.astimezone(dt.UTC).replace(tzinfo=None) if value.tzinfo else value
-            return (anchor_from is None or anchor_from <= value) and value < anchor_to
-
         return {
             document["_id"]: document
             for document in self.records.find(
                 {"_id": {"$in": list(file.record_ids)}, "status": TO_EXPORT, "deanery": batch.deanery}
             ).batch_size(_BATCH_SIZE)
-            if in_range(document.get(anchor)) and not self.stream.invalid_fields(document)
+            if within_anchor_range(document.get(anchor), anchor_from, anchor_to)
+            and not self.stream.invalid_fields(document)
         }
 
     def _mark_for_file(self, batch: Batch, file: BatchFile) -> None:

@@ -26,6 +26,7 @@ from ..domain.file_plan import PlannedRecord
 from ..domain.records import EXPORTED, TO_EXPORT, field_value
 from ..domain.streams import ExportStream
 from ..domain.text_values import mandatory_text_as_written
+from ..domain.window import within_anchor_range
 from . import protocol
 
 
@@ -95,7 +96,7 @@ def select_eligible(
     ):
         anchor = document.get(stream.anchor_field)
         if isinstance(anchor, dt.datetime):
-            if anchor >= anchor_to or (anchor_from is not None and anchor < anchor_from):
+            if not within_anchor_range(anchor, anchor_from, anchor_to):
                 continue
             run_date = eligibility.first_run_date(anchor, dates)
             if run_date is None:
