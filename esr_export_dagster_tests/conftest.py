@@ -61,38 +61,31 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
-# The modules whose tests run longest (a daemon ticking a real schedule, a browser on `dagster dev`, the
-# property test), in that order. With parallel workers (`make test`) they go out early, each followed by a few
-# short tests: a worker whose daemon scenario waits a minute for its tick leaves the CPU to the other workers'
-# short tests, instead of every worker waiting for a tick at once, or one finishing a long test alone at the end.
-LONG_RUNNING_MODULES = ("test_production_daemon.py", "test_ui_journey.py", "test_hostile_property.py")
-MODULES_KEPT_WHOLE = ("test_ui_journey.py",)
+# The daemon scenarios each start a daemon, a code server and 13 run workers of about 8 s of CPU each. With
+# parallel workers (`make test`) they run in lanes: each lane is an xdist group that one worker runs in order,
+# so at most DAEMON_SCENARIO_LANES of them share the 2 cores while the other workers run the short tests.
+# Three at once took 320 s a scenario here and over the settling patience on a CI machine (a run still
+# STARTING at 360 s); two lanes keep the suite's length, since its CPU is the same whatever the order.
+DAEMON_SCENARIO_MODULE = "test_production_daemon.py"
+DAEMON_SCENARIO_LANES = 2
+# The slowest modules of the rest, in that order, so that none of them is left to finish the suite alone.
+SLOW_MODULES_FIRST = ("test_local_demo.py", "test_backfill.py", "test_hostile_property.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups from the markers
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    long_running = sorted(
-        (item for item in items if item.path.name in LONG_RUNNING_MODULES),
-        key=lambda item: LONG_RUNNING_MODULES.index(item.path.name),
+    scenarios = [item for item in items if item.path.name == DAEMON_SCENARIO_MODULE]
+    for index, item in enumerate(scenarios):
+        item.add_marker(pytest.mark.xdist_group(f"production_daemon_lane_{index % DAEMON_SCENARIO_LANES}"))
+    # A stable sort by module moves whole modules only: the browser tests, which share one module-scoped
+    # `dagster dev` stack, stay together.
+    items.sort(
+        key=lambda item: (
+            SLOW_MODULES_FIRST.index(item.path.name)
+            if item.path.name in SLOW_MODULES_FIRST
+            else len(SLOW_MODULES_FIRST)
+        )
     )
-    if not long_running:
-        return
-    short = [item for item in items if item.path.name not in LONG_RUNNING_MODULES]
-    # A module whose tests share a module-scoped fixture (the browser tests' one `dagster dev` stack, which the
-    # backfill test fills and the grid test reads) stays in one piece: a short test of another module between
-    # them would tear the fixture down and hand the next test a fresh, empty one.
-    pieces: list[list[pytest.Item]] = []
-    for item in long_running:
-        if pieces and item.path.name in MODULES_KEPT_WHOLE and pieces[-1][-1].path == item.path:
-            pieces[-1].append(item)
-        else:
-            pieces.append([item])
-    share = len(short) // (6 * len(pieces))
-    ordered: list[pytest.Item] = []
-    for index, piece in enumerate(pieces):
-        ordered.extend(piece)
-        ordered.extend(short[index * share : (index + 1) * share])
-    ordered.extend(short[len(pieces) * share :])
-    items[:] = ordered
 
 
 @pytest.fixture(scope="session")
