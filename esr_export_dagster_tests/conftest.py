@@ -64,8 +64,8 @@ QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 # The daemon scenarios each start a daemon, a code server and 13 run workers of about 8 s of CPU each. With
 # parallel workers (`make test`) they run in lanes: each lane is an xdist group that one worker runs in order,
 # so at most DAEMON_SCENARIO_LANES of them share the 2 cores while the other workers run the short tests.
-# Three at once took 320 s a scenario here and over the settling patience on a CI machine (a run still
-# STARTING at 360 s); two lanes keep the suite's length, since its CPU is the same whatever the order.
+# Three at once took about 300-320 s a scenario here, and one CI run left a run STARTING past the 360 s
+# patience; in two lanes they took 148-247 s each, and the whole of pytest 16.5 minutes instead of 19 to 21.
 DAEMON_SCENARIO_MODULE = "test_production_daemon.py"
 DAEMON_SCENARIO_LANES = 2
 # The slowest modules of the rest, in that order, so that none of them is left to finish the suite alone.
