@@ -39,13 +39,11 @@ from .ledger import (
     MissingBatchPlanError,
 )
 from .mongo import TransientExportError
-from .selection import Eligibility, SelectedRecord, select_eligible
+from .selection import RECORDS_PER_ROUND_TRIP, Eligibility, SelectedRecord, select_eligible
 
 # How often a run re-plans after losing the race to open a batch before it hands over to the op's
 # RetryPolicy. Each lost race means another run made progress, so this bounds work, not correctness.
 _MAX_OPEN_ATTEMPTS = 20
-# Documents per round trip when reading a day's records (the driver's default first batch is 101).
-_BATCH_SIZE = 5000
 # The name of the file a waiting record is about to be marked for (see Exporter._mark_for_file).
 CLAIMED_BY = "exportClaimedBy"
 _SET_COUNTER = (
@@ -455,7 +453,7 @@ class Exporter:
             document["_id"]: document
             for document in self.records.find(
                 {"_id": {"$in": list(file.record_ids)}, "status": TO_EXPORT, "deanery": batch.deanery}
-            ).batch_size(_BATCH_SIZE)
+            ).batch_size(RECORDS_PER_ROUND_TRIP)
             if within_anchor_range(document.get(anchor), anchor_from, anchor_to)
             and not self.stream.invalid_fields(document)
         }
@@ -507,7 +505,7 @@ class Exporter:
             document["_id"]: document
             for document in self.records.find(
                 {"_id": {"$in": list(file.record_ids)}, "status": EXPORTED, "exportedFileName": file.name}
-            ).batch_size(_BATCH_SIZE)
+            ).batch_size(RECORDS_PER_ROUND_TRIP)
         }
 
     def _set_aside_invalid(

@@ -29,6 +29,9 @@ from ..domain.text_values import mandatory_text_as_written
 from ..domain.window import within_anchor_range
 from . import protocol
 
+# Documents per round trip when reading a deanery's records (the driver's default first batch is 101).
+RECORDS_PER_ROUND_TRIP = 5000
+
 
 class Eligibility(Protocol):
     """``EligibilityWindow`` (applicants, by start date) or ``CreatedBeforeExportTime`` (notifications)."""
@@ -92,7 +95,7 @@ def select_eligible(
     records = database[stream.records_collection]
     selected = []
     for document in records.find({"deanery": deanery, "status": TO_EXPORT}, comment=protocol.SELECT_RECORDS).batch_size(
-        5000
+        RECORDS_PER_ROUND_TRIP
     ):
         anchor = document.get(stream.anchor_field)
         if isinstance(anchor, dt.datetime):
