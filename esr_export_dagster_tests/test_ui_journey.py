@@ -21,9 +21,10 @@ import pytest
 from pymongo import MongoClient
 
 from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
-from esr_export_dagster.local.demo_data import applicant_record
+from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import free_port
-from esr_export_dagster.storage.collections import APP_RECORDS
+from esr_export_dagster.settings import SETTINGS
+from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from . import system_tools
 from .conftest import PROJECT_ROOT, isolated_env
@@ -92,6 +93,9 @@ class LiveStack:
             ESR_MONGODB_DATABASE=self.database_name,
             ESR_EXPORT_DIR=str(self.export_dir),
             ESR_DELIVERY_DIR=str(tmp / "esr-drop"),
+            # Left unset, `make dev` would read ESR's answers from (and its ESR stand-in write them into) the
+            # checkout's own .local/esr-drop/inbound: the developer's files, read against this test's database.
+            ESR_INBOUND_DIR=str(tmp / "esr-drop" / "inbound"),
             DAGSTER_HOME=str(tmp / "dagster_home"),
             ESR_FIRST_PARTITION_DATE=FIRST.isoformat(),
             # This checkout's package, even when the virtualenv's editable install points at another one.
@@ -154,6 +158,12 @@ def stack(mongo_uri: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
                 for day in range(3, 40, 2)
             ]
         )
+        # `make dev` seeds each empty collection: without a notification of the test's own, the stale-record
+        # sensor would export the demo's notifications beside the backfill, a run per deanery. This one is
+        # long exported, so nothing is due.
+        database[NOTIFICATION_RECORDS].insert_one(
+            notification_record(950_000, DEANERIES[0], dt.datetime.combine(FIRST, dt.time()), status=EXPORTED)
+        )
         live.start()
         try:
             yield live
@@ -172,6 +182,15 @@ query BackfillRuns($id: String!) {
     ... on Runs { results { runId jobName status tags { key value } } }
   }
 }"""
+
+
+def test_the_stack_keeps_every_folder_make_dev_defaults_into_the_checkout_in_its_own_directory(tmp_path):
+    live = LiveStack("mongodb://127.0.0.1:1", tmp_path)
+    local_folders = [s.name for s in SETTINGS if (s.default or "").startswith(".local/")]
+    assert local_folders, "settings.py no longer defaults any folder into .local/: this test guards nothing"
+    for name in local_folders:
+        folder = live.env.get(name)
+        assert folder and Path(folder).is_relative_to(tmp_path), f"{name} would be the checkout's own .local folder"
 
 
 def readme_text() -> str:

@@ -2,7 +2,8 @@
 
 pytest-xdist drops xdist_group marks without a word when a pytest release changes how node ids are kept (it did
 with pytest 9.2), so this runs the suite's own collection hook under the pinned pytest and pytest-xdist on a
-few stand-in tests and reads which worker ran each.
+few stand-in tests and reads which worker ran each. The hook lives in layout.py, which imports only pytest,
+so that pytest's workers here need not import Dagster and the project.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from .conftest import DAEMON_SCENARIO_LANES, DAEMON_SCENARIO_MODULE, PROJECT_ROOT
+from . import conftest
+from .conftest import PROJECT_ROOT
+from .layout import DAEMON_SCENARIO_LANES, DAEMON_SCENARIO_MODULE, pytest_collection_modifyitems
 
 SCENARIOS = 2 * DAEMON_SCENARIO_LANES
 
@@ -26,9 +29,13 @@ def record(name):
 """
 
 
+def test_the_suite_lays_itself_out_with_the_layout_modules_hook():
+    assert conftest.pytest_collection_modifyitems is pytest_collection_modifyitems
+
+
 def test_each_lane_of_daemon_scenarios_runs_on_one_worker_and_the_lanes_on_different_workers(tmp_path: Path):
     (tmp_path / "conftest.py").write_text(
-        "from esr_export_dagster_tests.conftest import pytest_collection_modifyitems  # noqa: F401\n",
+        "from esr_export_dagster_tests.layout import pytest_collection_modifyitems  # noqa: F401\n",
         encoding="utf-8",
     )
     (tmp_path / "recording.py").write_text(RECORDING_TESTS, encoding="utf-8")
