@@ -1,8 +1,5 @@
 """The APP export job as a run worker would load it if a deployment chose Dagster's multiprocess executor,
-each step in its own process (the project's own is in-process: definitions.py). Its processes fork from
-Dagster's forkserver, which has imported this module once, instead of each starting a new interpreter that
-imports Dagster and the project again (some 4 s of CPU a step on the 2-core machines); each step is still a
-process of its own that reads its inputs through the IO manager.
+each step in its own process (the project's own is in-process: definitions.py).
 
 Configuration comes from the ESR_* variables, like production; the wall clock reads the scheduled time of
 ESR_TEST_RUN_DATE, as the schedule's run of that day would have.
@@ -30,5 +27,5 @@ def daily_app_export_job() -> JobDefinition:
         asset_checks=project.asset_checks,
         jobs=project.jobs,
         resources=project.resources,
-        executor=multiprocess_executor.configured({"start_method": {"forkserver": {}}}),
+        executor=multiprocess_executor,
     ).resolve_job_def(APP_STREAM.job_name)
