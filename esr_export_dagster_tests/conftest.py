@@ -35,6 +35,7 @@ from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.esr_csv import export_file_name
 from esr_export_dagster.domain.sequence import SEQUENCE_SCOPES, SHARED_SCOPE, sequence_counter_id
 from esr_export_dagster.domain.streams import APP_STREAM, STREAMS
+from esr_export_dagster.local.cli import LOCAL_FOLDERS
 from esr_export_dagster.local.mongo_server import LocalMongoServer
 from esr_export_dagster.partitions import DEANERY_TAG, export_partition_key
 from esr_export_dagster.resources import (
@@ -89,6 +90,12 @@ def isolated_env(**settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ESR_", "DAGSTER_"))}
     env.update(settings)
     return env
+
+
+def local_folders_under(root: Path) -> dict[str, str]:
+    """Every folder `make run` / `make dev` would keep in the checkout's .local/, under ``root`` instead: a
+    test that starts them must not read or write the developer's own files."""
+    return {variable: str(root / folder) for variable, folder in LOCAL_FOLDERS.items()}
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from esr_export_dagster.partitions import (
     first_partition_date,
 )
 
-from .conftest import PROJECT_ROOT, isolated_env
+from .conftest import PROJECT_ROOT, isolated_env, local_folders_under
 
 
 def test_the_first_partition_date_defaults_to_the_incident_backfills_first_day():
@@ -49,10 +49,7 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
         PYTHONPATH=str(PROJECT_ROOT),
         ESR_MONGODB_URI=mongo_uri,
         ESR_MONGODB_DATABASE=database.name,
-        ESR_EXPORT_DIR=str(tmp_path / "export"),
-        DAGSTER_HOME=str(tmp_path / "dagster_home"),
-        ESR_DELIVERY_DIR=str(tmp_path / "esr-drop"),
-        ESR_INBOUND_DIR=str(tmp_path / "esr-drop" / "inbound"),
+        **local_folders_under(tmp_path),
     )
 
     def make_run() -> str:
@@ -97,7 +94,7 @@ def test_make_run_twice_prints_true_lines_and_no_dagster_warnings(mongo_uri, dat
     assert all("nothing new: already exported" in line for line in second_lines), second_lines
     assert "wrote" not in second and "->" not in second
     assert esr_answer_lines(second) == [] and "no new confirmation from ESR" in second
-    assert os.listdir(tmp_path / "export")
+    assert os.listdir(env["ESR_EXPORT_DIR"])
 
 
 def deanery_lines(output: str) -> list[str]:

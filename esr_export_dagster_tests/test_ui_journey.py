@@ -21,13 +21,14 @@ import pytest
 from pymongo import MongoClient
 
 from esr_export_dagster.domain.records import EXPORTED, TO_EXPORT
+from esr_export_dagster.local.cli import LOCAL_FOLDERS
 from esr_export_dagster.local.demo_data import applicant_record, notification_record
 from esr_export_dagster.local.mongo_server import free_port
 from esr_export_dagster.settings import SETTINGS
 from esr_export_dagster.storage.collections import APP_RECORDS, NOTIFICATION_RECORDS
 
 from . import system_tools
-from .conftest import PROJECT_ROOT, isolated_env
+from .conftest import PROJECT_ROOT, isolated_env, local_folders_under
 from .invariants import assert_export_invariants, files_on_disk
 
 # One worker runs the module's tests, so they share the one `dagster dev` stack its module fixture starts.
@@ -86,21 +87,16 @@ class LiveStack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.database_name = f"esr_ui_{uuid.uuid4().hex[:10]}"
-        self.export_dir = tmp / "export"
         self.mongo_uri = mongo_uri
         self.env = isolated_env(
             ESR_MONGODB_URI=mongo_uri,
             ESR_MONGODB_DATABASE=self.database_name,
-            ESR_EXPORT_DIR=str(self.export_dir),
-            ESR_DELIVERY_DIR=str(tmp / "esr-drop"),
-            # Left unset, `make dev` would read ESR's answers from (and its ESR stand-in write them into) the
-            # checkout's own .local/esr-drop/inbound: the developer's files, read against this test's database.
-            ESR_INBOUND_DIR=str(tmp / "esr-drop" / "inbound"),
-            DAGSTER_HOME=str(tmp / "dagster_home"),
+            **local_folders_under(tmp),
             ESR_FIRST_PARTITION_DATE=FIRST.isoformat(),
             # This checkout's package, even when the virtualenv's editable install points at another one.
             PYTHONPATH=str(PROJECT_ROOT),
         )
+        self.export_dir = Path(self.env["ESR_EXPORT_DIR"])
         self.process: subprocess.Popen[bytes] | None = None
         self.log = tmp / "dev.log"
 
@@ -186,9 +182,9 @@ query BackfillRuns($id: String!) {
 
 def test_the_stack_keeps_every_folder_make_dev_defaults_into_the_checkout_in_its_own_directory(tmp_path):
     live = LiveStack("mongodb://127.0.0.1:1", tmp_path)
-    local_folders = [s.name for s in SETTINGS if (s.default or "").startswith(".local/")]
-    assert local_folders, "settings.py no longer defaults any folder into .local/: this test guards nothing"
-    for name in local_folders:
+    settings_into_local = {s.name for s in SETTINGS if (s.default or "").startswith(".local/")}
+    assert settings_into_local, "settings.py no longer defaults any folder into .local/: this test guards nothing"
+    for name in settings_into_local | set(LOCAL_FOLDERS):
         folder = live.env.get(name)
         assert folder and Path(folder).is_relative_to(tmp_path), f"{name} would be the checkout's own .local folder"
 

@@ -36,6 +36,15 @@ from .mongo_server import LocalMongoServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 LOCAL_DIR = PROJECT_ROOT / ".local"
+# The folders `run` and `dev` keep under LOCAL_DIR unless the variable is set (a test sets every one).
+LOCAL_FOLDERS = {
+    "ESR_EXPORT_DIR": "export",
+    # No ESR_DELIVERY_URL: files are delivered into a local folder standing in for ESR's drop.
+    "ESR_DELIVERY_DIR": "esr-drop",
+    # No ESR_INBOUND_URL: ESR's stand-in answers into this folder, where the confirmation sensor reads.
+    "ESR_INBOUND_DIR": "esr-drop/inbound",
+    "DAGSTER_HOME": "dagster_home",
+}
 
 
 # The local demo's grid starts a week back, so a fresh demo is not a grid of years of "Missing" partitions.
@@ -95,12 +104,9 @@ def silence_dagster_notices() -> None:
 def local_environment() -> Iterator[None]:
     """Defaults for every setting not given, and the stand-in when no MongoDB is configured."""
     os.environ.setdefault("ESR_MONGODB_DATABASE", "esr_export")
-    os.environ.setdefault("ESR_EXPORT_DIR", str(LOCAL_DIR / "export"))
-    # No ESR_DELIVERY_URL: files are delivered into a local folder standing in for ESR's drop.
-    os.environ.setdefault("ESR_DELIVERY_DIR", str(LOCAL_DIR / "esr-drop"))
-    # No ESR_INBOUND_URL: ESR's stand-in answers into this folder, where the confirmation sensor reads.
-    os.environ.setdefault("ESR_INBOUND_DIR", str(LOCAL_DIR / "esr-drop" / "inbound"))
-    dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(LOCAL_DIR / "dagster_home")))
+    for variable, folder in LOCAL_FOLDERS.items():
+        os.environ.setdefault(variable, str(LOCAL_DIR / folder))
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
     dagster_home.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     if os.environ.get("ESR_MONGODB_URI"):
