@@ -1,9 +1,8 @@
 """The two assets of each daily ESR export (APP, DNC), partitioned by (run date, deanery)."""
 
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -23,8 +22,10 @@ from .domain.streams import ExportStream
 from .ops import EXPORT_RETRY_POLICY, build_export_ops, retrying_transient_errors
 from .partitions import export_partitions, run_dates_by_deanery
 from .resources import ExporterResource
-from .selection_frame import partition_keys_of, selections_to_frame
 from .storage.mongo import MongoUnavailableError
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # A backfill of a month for every deanery is one run, not 403: the ops take the run's partitions deanery by
 # deanery in date order, which exports exactly what running each day on time would have.
@@ -113,6 +114,10 @@ def build_record_selection_asset(stream: ExportStream, description: str) -> Asse
                 stream_exporter.select(deanery, run_dates)
                 for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
+        # Imported here, not with the module: pandas takes about a second to import, and only a run that selects
+        # needs it. Every code server (each load of the location) and a run of the file asset alone go without.
+        from .selection_frame import partition_keys_of, selections_to_frame
+
         frame = selections_to_frame(selections)
         by_partition = {str(key): frame.iloc[0:0] for key in context.partition_keys}
         if not frame.empty:
@@ -165,7 +170,7 @@ def export_group_name(stream: ExportStream) -> str:
     return f"esr_{stream.name}_export"
 
 
-def _selection_metadata(rows: pd.DataFrame, stream: ExportStream, window: str) -> dict[str, Any]:
+def _selection_metadata(rows: "pd.DataFrame", stream: ExportStream, window: str) -> dict[str, Any]:
     valid = rows[(rows["invalid_fields"] == "") & (rows["conflict"] == "")]
     metadata: dict[str, Any] = {
         "dagster/row_count": len(rows),
@@ -181,7 +186,7 @@ def _selection_metadata(rows: pd.DataFrame, stream: ExportStream, window: str) -
     return metadata
 
 
-def _preview(frame: pd.DataFrame, stream: ExportStream, limit: int = 20) -> str:
+def _preview(frame: "pd.DataFrame", stream: ExportStream, limit: int = 20) -> str:
     """The first rows, as a fixed-width table in a code block (ids and dates only)."""
     if frame.empty:
         return "No eligible records."

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import subprocess
+import sys
 
 from bson import ObjectId
 
@@ -10,6 +12,8 @@ from esr_export_dagster.selection_frame import partition_keys_of, selections_to_
 from esr_export_dagster.storage.exporter import Selection
 from esr_export_dagster.storage.ledger import CounterState
 from esr_export_dagster.storage.selection import SelectedRecord
+
+from .conftest import PROJECT_ROOT, isolated_env
 
 RUN_DATE = dt.date(2021, 7, 31)
 
@@ -89,3 +93,23 @@ def test_a_64_bit_reference_beside_a_missing_one_is_kept_exactly():
 
     assert frame["reference"][0] == big
     assert frame["reference"].isna().tolist() == [False, True]
+
+
+def test_loading_the_code_location_leaves_pandas_to_the_runs_that_select():
+    """pandas costs about a second of every new interpreter that imports it, and the code server loads the
+    location again at every reload; only the selection asset's runs build a frame."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, esr_export_dagster.definitions; print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas')[:3])",
+        ],
+        cwd=PROJECT_ROOT,
+        env=isolated_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "[]"
