@@ -34,6 +34,12 @@ def _tags(tags: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in sorted((tags or {}).items())}
 
 
+def _dep(dep: Any) -> str:
+    """The upstream asset, and the partitions of it each run depends on where that is not Dagster's default."""
+    key = dep.asset_key.to_user_string()
+    return key if dep.partition_mapping is None else f"{key} via {dep.partition_mapping!r}"
+
+
 def snapshot() -> dict[str, Any]:
     from esr_export_dagster.definitions import defs
 
@@ -43,7 +49,7 @@ def snapshot() -> dict[str, Any]:
         (spec,) = [s for s in definition.specs if s.key == key]
         assets[key.to_user_string()] = {
             "group": spec.group_name,
-            "deps": sorted(dep.asset_key.to_user_string() for dep in spec.deps),
+            "deps": sorted(_dep(dep) for dep in spec.deps),
             "partitions": _lines(definition.partitions_def),
             "backfill_policy": _text(definition.backfill_policy),
             "automation_condition": _text(spec.automation_condition),

@@ -20,11 +20,12 @@ from typing import Any
 
 import pytest
 import time_machine
-from dagster import RunRequest
+from dagster import AssetKey, RunRequest
 from dagster_aws.s3 import S3Resource
 
 from esr_export_dagster.alerts import AlertChannelsResource, EsrSlackResource
 from esr_export_dagster.confirmation_sensor import esr_confirmation_alert_sensor, esr_confirmation_sensor
+from esr_export_dagster.definitions import defs
 from esr_export_dagster.delivery_resource import DeliveryResource
 from esr_export_dagster.domain.confirmation_file import (
     LAYOUT_ANSWERING,
@@ -34,9 +35,10 @@ from esr_export_dagster.domain.confirmation_file import (
     confirmation_file_name,
 )
 from esr_export_dagster.domain.delivery_url import DeliveryUrlError
-from esr_export_dagster.domain.streams import APP_STREAM
+from esr_export_dagster.domain.streams import APP_STREAM, STREAMS
 from esr_export_dagster.local import esr_standin
 from esr_export_dagster.local.cli import answer_until
+from esr_export_dagster.partitions import export_partitions
 from esr_export_dagster.storage.collections import ESR_CONFIRMATION, EXPORT_FILE
 
 from .alert_servers import RecordingServer
@@ -494,3 +496,19 @@ def test_a_bad_inbound_url_is_refused_naming_the_setting_not_the_url(url, named)
         DeliveryResource(inbound_url=url).inbound()
     assert "ESR_INBOUND_URL" in str(refused.value) and named in str(refused.value)
     assert "ESR_DELIVERY_URL" not in str(refused.value) and "secret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("stream", STREAMS, ids=lambda stream: stream.name)
+def test_a_confirmation_run_depends_on_no_partition_of_the_export_files(stream):
+    """The file a confirmation answers is found from its references, at run time. Depending on every
+    partition (Dagster's default) made each confirmation run list the whole (date, deanery) grid."""
+    confirmation = defs.resolve_assets_def(AssetKey(stream.confirmation_asset_name))
+    mapping = confirmation.get_partition_mapping(AssetKey(stream.file_asset_name))
+    assert mapping is not None, "Dagster's default mapping: every partition of the export file asset"
+
+    upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(None, None, export_partitions)
+
+    assert upstream.partitions_subset.is_empty
+    assert AssetKey(stream.file_asset_name) in {
+        dep.asset_key for dep in confirmation.specs_by_key[confirmation.key].deps
+    }
