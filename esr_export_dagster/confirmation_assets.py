@@ -38,12 +38,13 @@ from .storage.confirmations import apply_confirmation
 from .storage.delivery import DeliveryUnavailableError
 
 CONFIRMATION_GROUP = "esr_confirmations"
-# Which export file a confirmation answers is known only once its references are read, so the asset claims no
-# partition of the file asset: the lineage edge stays, and no run depends on a partition it did not read.
-# Left to Dagster's default (all partitions), every confirmation run listed the whole export grid (25,740
-# (date, deanery) keys in December 2026 from the default first date, 13 more a day) to compute a data version that Dagster then discards
-# for depending on 100 partitions or more: about 0.6 s of CPU a run, growing with the grid.
-ANSWERS_NO_FIXED_PARTITION = SpecificPartitionsPartitionMapping([])
+# A run answers one export file, but which one is found from the file's references at run time, so the asset
+# declares no partition of the file asset in advance; the lineage edge stays. Left to Dagster's default (all
+# partitions), every confirmation run listed the whole export grid (25,740 (date, deanery) keys in December
+# 2026 from the default first date, 13 more a day) for an input data version that Dagster then discards for
+# depending on 100 partitions or more: about 0.6 s of CPU a run, growing with the grid. (The UI shows this
+# mapping as "depends on the following upstream partitions: []".)
+NO_EXPORT_FILE_PARTITION_IN_ADVANCE = SpecificPartitionsPartitionMapping([])
 
 
 class ConfirmationFileConfig(Config):
@@ -59,7 +60,7 @@ def build_confirmation_asset(stream: ExportStream, export_file: AssetsDefinition
     @asset(
         name=stream.confirmation_asset_name,
         group_name=CONFIRMATION_GROUP,
-        deps=[AssetDep(export_file, partition_mapping=ANSWERS_NO_FIXED_PARTITION)],
+        deps=[AssetDep(export_file, partition_mapping=NO_EXPORT_FILE_PARTITION_IN_ADVANCE)],
         retry_policy=EXPORT_RETRY_POLICY,
         description=(
             f"ESR's {layout.file_type} files: its answer to each {stream.file_type} file, per {stream.record_noun}. "

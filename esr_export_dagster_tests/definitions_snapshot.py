@@ -35,7 +35,7 @@ def _tags(tags: Any) -> dict[str, str]:
 
 
 def _dep(dep: Any) -> str:
-    """The upstream asset, and the partitions of it each run depends on where that is not Dagster's default."""
+    """The upstream asset, and the partition mapping where one is declared (none: Dagster's default)."""
     key = dep.asset_key.to_user_string()
     return key if dep.partition_mapping is None else f"{key} via {dep.partition_mapping!r}"
 

@@ -508,7 +508,6 @@ def test_a_confirmation_run_depends_on_no_partition_of_the_export_files(stream):
 
     upstream = mapping.get_upstream_mapped_partitions_result_for_partitions(None, None, export_partitions)
 
-    assert upstream.partitions_subset.is_empty
-    assert AssetKey(stream.file_asset_name) in {
-        dep.asset_key for dep in confirmation.specs_by_key[confirmation.key].deps
-    }
+    assert upstream.partitions_subset.is_empty, "the confirmation claims export file partitions: its runs list them"
+    deps = {dep.asset_key for dep in confirmation.specs_by_key[confirmation.key].deps}
+    assert AssetKey(stream.file_asset_name) in deps, "the lineage edge to the export file asset is gone"
