@@ -115,7 +115,8 @@ def build_record_selection_asset(stream: ExportStream, description: str) -> Asse
                 for deanery, run_dates in run_dates_by_deanery(context).items()
             ]
         # Imported here, not with the module: pandas takes about 0.7 s of CPU to import, and only a run that
-        # selects needs it. Every code server (each load of the location) and a run of the file asset alone go without.
+        # selects needs it. Every code server (each load of the location) and a run of the file asset alone go
+        # without.
         from .selection_frame import partition_keys_of, selections_to_frame
 
         frame = selections_to_frame(selections)

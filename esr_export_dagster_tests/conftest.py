@@ -7,6 +7,7 @@ import datetime as dt
 import json
 import os
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -90,6 +91,19 @@ def isolated_env(**settings: str) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith(("ESR_", "DAGSTER_"))}
     env.update(settings)
     return env
+
+
+def run_in_new_interpreter(code: str, **settings: str) -> subprocess.CompletedProcess[str]:
+    """``code`` run by a new interpreter on this checkout with isolated_env(**settings): what the code location
+    reads or imports when it loads shows only there, as in a code server."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env=isolated_env(PYTHONPATH=str(PROJECT_ROOT), **settings),
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def local_folders_under(root: Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ from esr_export_dagster.partitions import (
     first_partition_date,
 )
 
-from .conftest import PROJECT_ROOT, isolated_env, local_folders_under
+from .conftest import PROJECT_ROOT, isolated_env, local_folders_under, run_in_new_interpreter
 
 
 def test_the_first_partition_date_defaults_to_the_incident_backfills_first_day():
@@ -37,8 +37,7 @@ def test_the_code_location_starts_its_grid_on_the_configured_date():
         "from esr_export_dagster.partitions import export_partitions;"
         "print(export_partitions.partitions_defs[0].partitions_def.get_first_partition_key())"
     )
-    env = isolated_env(PYTHONPATH=str(PROJECT_ROOT), **{FIRST_PARTITION_DATE_VARIABLE: "2026-11-01"})
-    loaded = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120)
+    loaded = run_in_new_interpreter(probe, **{FIRST_PARTITION_DATE_VARIABLE: "2026-11-01"})
     assert loaded.returncode == 0, loaded.stderr[-2000:]
     assert loaded.stdout.strip() == "2026-11-01"
 

@@ -4,9 +4,6 @@ with a stable run key."""
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-import sys
 
 import pytest
 from dagster import DefaultScheduleStatus, build_schedule_context
@@ -17,7 +14,7 @@ from esr_export_dagster.domain.streams import NOTIFICATION_STREAM
 from esr_export_dagster.partitions import DEANERY_TAG
 from esr_export_dagster.resources import ExportPolicyResource
 
-from .conftest import PROJECT_ROOT
+from .conftest import run_in_new_interpreter
 
 # name, cron, job, run-key prefix, a tick of 31 July 2021
 SCHEDULES = {
@@ -76,8 +73,7 @@ def test_the_notification_export_time_is_configurable_for_the_schedule_and_the_c
             "print(defs.resources['export_policy'].notification_export_time_utc.get_value())",
         ]
     )
-    env = {**os.environ, "ESR_NOTIFICATION_EXPORT_TIME_UTC": "15:30", "PYTHONWARNINGS": "ignore"}
-    probed = subprocess.run([sys.executable, "-c", probe], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True)
+    probed = run_in_new_interpreter(probe, ESR_NOTIFICATION_EXPORT_TIME_UTC="15:30", PYTHONWARNINGS="ignore")
     assert probed.returncode == 0, probed.stderr[-2000:]
     output = probed.stdout.split("\n")
 

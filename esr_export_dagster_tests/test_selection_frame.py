@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
-import sys
 
 from bson import ObjectId
 
@@ -13,7 +11,7 @@ from esr_export_dagster.storage.exporter import Selection
 from esr_export_dagster.storage.ledger import CounterState
 from esr_export_dagster.storage.selection import SelectedRecord
 
-from .conftest import PROJECT_ROOT, isolated_env
+from .conftest import run_in_new_interpreter
 
 RUN_DATE = dt.date(2021, 7, 31)
 
@@ -102,14 +100,7 @@ def test_loading_the_code_location_leaves_pandas_to_the_runs_that_select():
         "import sys, esr_export_dagster.definitions\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas')[:3])"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", probe],
-        cwd=PROJECT_ROOT,
-        env=isolated_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    loaded = run_in_new_interpreter(probe)
 
     assert loaded.returncode == 0, loaded.stderr
     assert loaded.stdout.strip() == "[]"
